@@ -1,0 +1,48 @@
+# vae-course: build the book, regenerate notebook outputs, run the tests.
+# Every target first runs tools/setup.sh (idempotent: .venv with the package and its
+# book/test extras, plus Debian's Fashion-MNIST and Chromium when run as root).
+# Skip it in an environment you manage yourself with `make book SETUP=: VENV=$CONDA_PREFIX`.
+
+VENV    ?= .venv
+SETUP   ?= VENV=$(VENV) bash tools/setup.sh
+PYTHON  := $(VENV)/bin/python
+NPM     ?= npm
+
+# The offline widget manager is fetched from npm at build time, never committed:
+# node_modules goes under _build/, the files the pages load go to _static_widgets/widgets/
+# (both .gitignored; _static_widgets is in html_static_path, see _config.yml).
+NPM_PREFIX   := _build/book-assets
+WIDGETS_DIR  := _static_widgets/widgets
+HTML_MANAGER := $(NPM_PREFIX)/node_modules/@jupyter-widgets/html-manager/dist
+REQUIREJS    := $(NPM_PREFIX)/node_modules/requirejs
+
+.PHONY: setup book book-assets notebooks test
+
+setup:
+	$(SETUP)
+
+book-assets:
+	@if [ -f $(WIDGETS_DIR)/embed-amd.js ] && [ -f $(WIDGETS_DIR)/require.js ]; then \
+	  echo "book-assets: $(WIDGETS_DIR) already present"; \
+	else \
+	  mkdir -p $(NPM_PREFIX) $(WIDGETS_DIR) && \
+	  $(NPM) install --no-save --no-audit --no-fund --prefix $(NPM_PREFIX) \
+	    @jupyter-widgets/html-manager@1 requirejs@2 && \
+	  cp $(HTML_MANAGER)/embed-amd.js $(HTML_MANAGER)/embed.js.LICENSE.txt $(WIDGETS_DIR)/ && \
+	  cp $(REQUIREJS)/require.js $(WIDGETS_DIR)/require.js && \
+	  echo "book-assets: copied the widget manager into $(WIDGETS_DIR)"; \
+	fi
+
+# -W: any warning fails the build; -n: so does any unresolved cross-reference.
+book: setup book-assets
+	$(VENV)/bin/jupyter-book build -W -n --keep-going .
+
+# Re-execute every chapter notebook in place with the real (full-length) settings.
+notebooks: setup
+	$(PYTHON) tools/run_notebooks.py
+
+# Package and book tests, then every notebook under nbval: every stored output is compared
+# except cells tagged nbval-ignore-output (training, timing, sampling, widgets); addresses,
+# devices and timings are sanitized. CI sets VAE_COURSE_QUICK=1 so training takes seconds.
+test: setup
+	$(PYTHON) -m pytest -q --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg tests notebooks
