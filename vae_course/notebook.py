@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -67,13 +68,31 @@ def trained(recipe: str, *, dataset: str | None = None, epochs: int | None = Non
     out = checkpoint_cache_dir() / run_key(spec.name, dataset, epochs, subset, seed, overrides)
     checkpoint = out / "checkpoint.pt"
     dev = pick_device(device)
-    if checkpoint.exists():
-        model, ckpt = load_model(checkpoint, device=dev)
-        history = History.from_dict(ckpt["history"])
-        if len(history.epochs) >= epochs:
-            return model, history
-    return train_recipe(spec, dataset=dataset, epochs=epochs, subset=subset, device=dev, out=out,
-                        resume=checkpoint.exists(), seed=seed, progress=progress, **overrides)
+    out.mkdir(parents=True, exist_ok=True)
+    with _exclusive(out / ".lock"):  # two notebooks asking for the same model: one trains, one waits
+        if checkpoint.exists():
+            model, ckpt = load_model(checkpoint, device=dev)
+            history = History.from_dict(ckpt["history"])
+            if len(history.epochs) >= epochs:
+                return model, history
+        return train_recipe(spec, dataset=dataset, epochs=epochs, subset=subset, device=dev, out=out,
+                            resume=checkpoint.exists(), seed=seed, progress=progress, **overrides)
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path):
+    """Hold an exclusive lock on ``lock_path`` (POSIX ``flock``; a no-op where unavailable)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no concurrent-training protection, everything else works
+        yield
+        return
+    with open(lock_path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def hardware() -> str:
