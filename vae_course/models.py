@@ -113,6 +113,19 @@ class VAE(nn.Module):
         return self.decode(mu)
 
 
+def matlab_encoder(latent_dim: int) -> nn.Sequential:
+    """The encoder both MATLAB examples use: two stride-2 'same' convolutions, then the FC layer
+    that outputs the concatenated statistics ``[mu; logSigmaSq]`` (2*latent_dim values)."""
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3, stride=2, padding=1),    # 28 -> 14
+        nn.ReLU(),
+        nn.Conv2d(32, 64, 3, stride=2, padding=1),   # 14 -> 7
+        nn.ReLU(),
+        nn.Flatten(),                                # MATLAB's FC layer flattens implicitly
+        nn.Linear(64 * 7 * 7, 2 * latent_dim),
+    )
+
+
 class MatlabR2022bVAE(VAE):
     """MATLAB R2022b "Train Variational Autoencoder (VAE) to Generate Images".
 
@@ -146,14 +159,7 @@ class MatlabR2022bVAE(VAE):
         super().__init__()
         self.latent_dim = _positive_int(type(self).__name__, "latent_dim", latent_dim)
         self.config = {"arch": self.arch, "latent_dim": latent_dim}
-        self.encoder = nn.Sequential(
-            nn.Conv2d(1, 32, 3, stride=2, padding=1),    # 28 -> 14
-            nn.ReLU(),
-            nn.Conv2d(32, 64, 3, stride=2, padding=1),   # 14 -> 7
-            nn.ReLU(),
-            nn.Flatten(),                                # MATLAB's FC layer flattens implicitly
-            nn.Linear(64 * 7 * 7, 2 * latent_dim),
-        )
+        self.encoder = matlab_encoder(latent_dim)
         self.sampling = SamplingLayer()
         self.decoder = nn.Sequential(
             ProjectAndReshape(latent_dim, (64, 7, 7)),
@@ -194,14 +200,7 @@ class MatlabR2019bVAE(VAE):
         super().__init__()
         self.latent_dim = _positive_int(type(self).__name__, "latent_dim", latent_dim)
         self.config = {"arch": self.arch, "latent_dim": latent_dim}
-        self.encoder = nn.Sequential(
-            nn.Conv2d(1, 32, 3, stride=2, padding=1),    # 28 -> 14
-            nn.ReLU(),
-            nn.Conv2d(32, 64, 3, stride=2, padding=1),   # 14 -> 7
-            nn.ReLU(),
-            nn.Flatten(),
-            nn.Linear(64 * 7 * 7, 2 * latent_dim),
-        )
+        self.encoder = matlab_encoder(latent_dim)
         self.sampling = SamplingLayer()
         self.decoder = nn.Sequential(
             nn.Unflatten(1, (latent_dim, 1, 1)),         # z as a 1x1 image with L channels
