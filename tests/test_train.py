@@ -282,3 +282,53 @@ def test_train_recipe_writes_a_checkpoint(tmp_path, monkeypatch, fashion_dir):
     with pytest.raises(TypeError, match="learning_rate"):
         train_recipe("pytorch-mlp", dataset="fashion-mnist", epochs=1, subset=128, device="cpu",
                      progress=False, learning_rate=1.0)
+
+
+# --------------------------------------------------------------------------- speed options
+
+def _conv_model(seed: int = 0):
+    torch.manual_seed(seed)
+    return build_model("matlab-2022", latent_dim=4)
+
+
+def test_channels_last_trains_the_same_model_and_hands_it_back_in_the_usual_layout():
+    x, test_x = _synthetic(96), _synthetic(32, seed=1)
+    plain, fast = _conv_model(), _conv_model()
+    history_plain = _run(plain, x, test_x=test_x, reconstruction="half-sse")
+    history_fast = _run(fast, x, test_x=test_x, reconstruction="half-sse", channels_last=True)
+    # Only the order of floating-point sums differs.
+    assert history_fast.iteration_loss == pytest.approx(history_plain.iteration_loss, rel=1e-5)
+    assert history_fast.epochs[-1]["test_loss"] == pytest.approx(history_plain.epochs[-1]["test_loss"], rel=1e-5)
+    for name, p in fast.state_dict().items():
+        assert p.is_contiguous(), name
+        assert torch.allclose(p, plain.state_dict()[name], atol=1e-5), name
+
+
+def test_channels_last_resumes_exactly(tmp_path):
+    x = _synthetic(96)
+    settings = dict(reconstruction="half-sse", channels_last=True, seed=3)
+    straight = _conv_model()
+    _run(straight, x, epochs=2, **settings)
+    _run(_conv_model(), x, epochs=1, checkpoint=tmp_path / "split.pt", **settings)
+    resumed = _conv_model(seed=99)
+    _run(resumed, x, epochs=2, checkpoint=tmp_path / "split.pt", resume=True, **settings)
+    _assert_same_weights(straight, resumed)
+    saved = load_checkpoint(tmp_path / "split.pt")
+    assert all(t.is_contiguous() for t in saved["model"].values())
+    assert saved["config"]["training"]["channels_last"] is True
+
+
+def test_bf16_on_the_cpu_runs_the_forward_pass_in_bfloat16(fashion_dir, capsys):
+    train_x, test_x = _fashion(fashion_dir)
+    train_x, test_x = train_x[:192], test_x[:64]
+    fp32, bf16 = _conv_model(), _conv_model()
+    history_fp32 = _run(fp32, train_x, test_x=test_x, epochs=2)
+    history_bf16 = _run(bf16, train_x, test_x=test_x, epochs=2, bf16=True)
+    assert "no effect" not in capsys.readouterr().err
+    assert history_bf16.iteration_loss != history_fp32.iteration_loss  # autocast did something...
+    # ...while weights, gradients, Adam and the losses stay float32, so it learns the same.
+    assert all(p.dtype == torch.float32 for p in bf16.parameters())
+    assert history_bf16.iteration_loss[-1] < history_bf16.iteration_loss[0]
+    for a, b in zip(history_bf16.epochs, history_fp32.epochs):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=0.02)
+        assert a["test_loss"] == pytest.approx(b["test_loss"], rel=0.02)

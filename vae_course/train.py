@@ -55,7 +55,7 @@ TRAJECTORY_KEYS = ("batch_size", "lr", "reconstruction", "kl", "beta", "sigma", 
 # train_recipe: overrides that change recipe fields, and fit arguments recipes do not carry.
 RECIPE_OVERRIDES = ("model_kwargs", "reconstruction", "kl", "beta", "sigma", "lr", "batch_size",
                     "binarize", "drop_last")
-FIT_OVERRIDES = ("seed", "bf16", "compile")
+FIT_OVERRIDES = ("seed", "bf16", "compile", "channels_last")
 
 
 # --------------------------------------------------------------------------- devices and seeds
@@ -244,7 +244,7 @@ def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, optimizer: tor
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
         "epoch": int(epoch),
-        "model": {name: t.detach().cpu() for name, t in model.state_dict().items()},
+        "model": {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()},
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "config": config,
         "history": (history or History()).to_dict(),
@@ -344,7 +344,8 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, train_y: torch.Tensor | None
         test_x: torch.Tensor | None = None, test_y: torch.Tensor | None = None,
         epochs: int, batch_size: int, lr: float, reconstruction: str, kl: str, beta: float,
         sigma: float | None = None, binarize: str, drop_last: bool, device: str | torch.device = "auto",
-        seed: int = 0, bf16: bool = False, compile: bool = False, callbacks: Sequence[Any] = (),
+        seed: int = 0, bf16: bool = False, compile: bool = False, channels_last: bool = False,
+        callbacks: Sequence[Any] = (),
         checkpoint: str | os.PathLike | None = None, resume: bool = False, progress: bool = True,
         config: dict | None = None) -> History:
     """Train ``model`` in place with Adam on the negative ELBO; return the :class:`History`.
@@ -355,6 +356,14 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, train_y: torch.Tensor | None
     the first epoch and after every epoch; ``resume=True`` continues from it (if it exists) up
     to ``epochs`` in total.  ``config`` adds entries such as ``{"recipe": ..., "dataset": ...}``
     to the configuration stored in the checkpoint.
+
+    Speed options (off by default; they change the numbers only by float rounding):
+    ``bf16=True`` runs the forward pass under bfloat16 autocast (CUDA and CPU; the losses,
+    weights and Adam stay float32); ``channels_last=True`` stores convolution weights as NHWC
+    during training, so the convolutions compute in the layout oneDNN and cuDNN prefer,
+    without a layout conversion per layer (the model is handed back in the usual layout);
+    ``compile=True`` wraps the model in ``torch.compile``.  See ``benchmarks/`` for what
+    each one gives.  The number of CPU threads is the caller's choice (``torch.set_num_threads``).
     """
     device = pick_device(device)
     callbacks = _check_callbacks(callbacks)
@@ -366,16 +375,16 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, train_y: torch.Tensor | None
                          f"(and test_y= with test_x=)")
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"epochs must be a non-negative integer; got {epochs!r}")
-    if bf16 and device.type != "cuda":
-        print(f"bf16=True has no effect on {device.type}: bf16 autocast is used on CUDA only",
+    if bf16 and device.type not in ("cuda", "cpu"):
+        print(f"bf16=True has no effect on {device.type}: bf16 autocast is used on CUDA and the CPU only",
               file=sys.stderr)
-    use_bf16 = bool(bf16) and device.type == "cuda"
+    use_bf16 = bool(bf16) and device.type in ("cuda", "cpu")
 
     training = {"epochs": epochs, "batch_size": int(batch_size), "lr": float(lr),
                 "reconstruction": reconstruction, "kl": kl, "beta": float(beta),
                 "sigma": None if sigma is None else float(sigma), "binarize": binarize,
                 "drop_last": bool(drop_last), "device": str(device), "seed": int(seed),
-                "bf16": bool(bf16), "compile": bool(compile)}
+                "bf16": bool(bf16), "compile": bool(compile), "channels_last": bool(channels_last)}
     full_config = {"model": dict(model.config), "training": training, "recipe": None, "dataset": None}
     full_config.update(config or {})
     checkpoint = Path(checkpoint) if checkpoint is not None else None
@@ -384,6 +393,8 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, train_y: torch.Tensor | None
 
     seed_everything(seed)
     model.to(device)
+    if channels_last:  # before the optimizer is built, so its state takes the same layout
+        model.to(memory_format=torch.channels_last)
     train_x = train_x.to(device)
     train_y = train_y.to(device) if (conditional and train_y is not None) else None
     if test_x is not None:
@@ -459,7 +470,7 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, train_y: torch.Tensor | None
                 done = upto
 
             for i, (xb, yb) in enumerate(batches):
-                with torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext():
+                with torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext():
                     out = step_model(xb, yb) if conditional else step_model(xb)
                 if use_bf16:
                     out = _float_output(out)
@@ -513,6 +524,8 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, train_y: torch.Tensor | None
         raise
     finally:
         bar.close()
+        if channels_last:
+            model.to(memory_format=torch.contiguous_format)
     model.eval()
     return history
 
@@ -541,7 +554,7 @@ def train_recipe(recipe_or_name: Any, dataset: str | None = None, epochs: int | 
     writes ``FOLDER/checkpoint.pt`` (and ``resume=True`` continues it).  ``overrides`` change
     the recipe: ``lr``, ``batch_size``, ``beta``, ``reconstruction``, ``kl``, ``sigma``,
     ``binarize``, ``drop_last``, ``model_kwargs`` (merged into the recipe's), and the fit
-    arguments ``seed``, ``bf16``, ``compile``.
+    arguments ``seed``, ``bf16``, ``compile``, ``channels_last``.
     """
     from . import data
     from .recipes import get_recipe
