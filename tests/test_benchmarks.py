@@ -1,0 +1,162 @@
+"""The benchmarks' arithmetic: analytic FLOP counts and the Fréchet distance (fast, no training)."""
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: benchmarks/
+from benchmarks.flops import forward_flops, layer_macs, training_flops_per_image  # noqa: E402
+from benchmarks.frechet import (frechet_distance, frechet_distance_of_features,  # noqa: E402
+                                gaussian_stats, psd_sqrt, trace_sqrt_product)
+
+from vae_course.models import build_model  # noqa: E402
+
+ONE_IMAGE = torch.zeros(1, 1, 28, 28)
+
+
+# --------------------------------------------------------------------------- FLOPs
+
+def test_conv_flops_by_hand():
+    # 3x3 stride-2 'same' conv 1 -> 32 on 28x28: 32*14*14 outputs, each 1*3*3 MACs.
+    conv = nn.Conv2d(1, 32, 3, stride=2, padding=1)
+    assert forward_flops(nn.Sequential(conv), ONE_IMAGE) == [("0", 2 * 32 * 14 * 14 * 9)]
+
+
+def test_transposed_conv_counts_input_pixels_times_kernel():
+    # 32 -> 1 channels, 28x28 in: every input pixel scatters a 1x3x3 kernel.
+    tconv = nn.ConvTranspose2d(32, 1, 3, padding=1)
+    x = torch.zeros(2, 32, 28, 28)
+    assert layer_macs(tconv, (x,), tconv(x)) == 2 * 32 * 28 * 28 * 9
+    # stride 2: the input, not the (4x larger) output, sets the count.
+    up = nn.ConvTranspose2d(64, 32, 3, stride=2, padding=1, output_padding=1)
+    x = torch.zeros(1, 64, 7, 7)
+    assert layer_macs(up, (x,), up(x)) == 64 * 7 * 7 * 32 * 9
+
+
+def test_grouped_conv_and_linear():
+    conv = nn.Conv2d(8, 16, 3, padding=1, groups=4)
+    x = torch.zeros(1, 8, 5, 5)
+    assert layer_macs(conv, (x,), conv(x)) == 16 * 5 * 5 * (8 // 4) * 9
+    linear = nn.Linear(784, 128)
+    x = torch.zeros(3, 784)
+    assert layer_macs(linear, (x,), linear(x)) == 3 * 128 * 784
+
+
+def test_counts_are_per_image_whatever_the_batch():
+    model = build_model("matlab-2022")
+    assert forward_flops(model, ONE_IMAGE) == forward_flops(model, torch.zeros(5, 1, 28, 28))
+
+
+def test_matlab_r2022b_model_costs_about_40_mflop_per_image_to_train():
+    model = build_model("matlab-2022", latent_dim=16)
+    macs = (32 * 14 * 14 * 9            # conv 1 -> 32, stride 2
+            + 64 * 7 * 7 * 32 * 9       # conv 32 -> 64, stride 2
+            + 64 * 7 * 7 * 32           # FC 3136 -> 2*16
+            + 16 * 64 * 7 * 7           # project and reshape 16 -> 3136
+            + 64 * 7 * 7 * 64 * 9       # tconv 64 -> 64, 7 -> 14
+            + 64 * 14 * 14 * 32 * 9     # tconv 64 -> 32, 14 -> 28
+            + 32 * 28 * 28 * 1 * 9)     # tconv 32 -> 1
+    assert training_flops_per_image(model, ONE_IMAGE) == 3 * 2 * macs
+    assert 38e6 < 3 * 2 * macs < 42e6   # "about 40 MFLOP per image" (MathWorks)
+
+
+def test_uncounted_layers_with_parameters_raise():
+    with pytest.raises(TypeError, match="BatchNorm|1"):
+        forward_flops(nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4)), ONE_IMAGE)
+
+
+# --------------------------------------------------------------------------- Fréchet distance
+
+def _random_cov(d: int, seed: int) -> torch.Tensor:
+    a = torch.randn(d, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return a @ a.T / d + 0.1 * torch.eye(d, dtype=torch.float64)
+
+
+def test_identical_gaussians_are_at_distance_zero():
+    mu, cov = torch.randn(6, dtype=torch.float64), _random_cov(6, 0)
+    assert frechet_distance(mu, cov, mu, cov) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_one_dimensional_closed_form():
+    # FD(N(m1, s1^2), N(m2, s2^2)) = (m1 - m2)^2 + (s1 - s2)^2
+    fd = frechet_distance(torch.tensor([1.0]), torch.tensor([[4.0]]),
+                          torch.tensor([-2.0]), torch.tensor([[0.25]]))
+    assert fd == pytest.approx(3.0 ** 2 + (2.0 - 0.5) ** 2)
+
+
+def test_diagonal_closed_form():
+    s1 = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    s2 = torch.tensor([0.5, 2.0, 4.0], dtype=torch.float64)
+    mu1, mu2 = torch.zeros(3), torch.tensor([1.0, 0.0, -1.0])
+    fd = frechet_distance(mu1, torch.diag(s1 ** 2), mu2, torch.diag(s2 ** 2))
+    assert fd == pytest.approx(2.0 + float(((s1 - s2) ** 2).sum()))
+
+
+def test_trace_sqrt_product_agrees_with_an_explicit_square_root():
+    c1, c2 = _random_cov(5, 1), _random_cov(5, 2)
+    # C1 C2 is not symmetric; its principal square root R satisfies R @ R = C1 C2 and has
+    # eigenvalues sqrt(eig(C1 C2)); those eigenvalues are real and positive.
+    eigenvalues = torch.linalg.eigvals(c1 @ c2)
+    assert eigenvalues.imag.abs().max() < 1e-9
+    expected = float(eigenvalues.real.clamp(min=0).sqrt().sum())
+    assert trace_sqrt_product(c1, c2) == pytest.approx(expected, rel=1e-9)
+    assert trace_sqrt_product(c2, c1) == pytest.approx(expected, rel=1e-9)  # symmetric in its arguments
+
+
+def test_psd_sqrt_squares_back():
+    c = _random_cov(4, 3)
+    root = psd_sqrt(c)
+    assert torch.allclose(root @ root, c, atol=1e-10)
+
+
+def test_scaled_covariance_closed_form():
+    # FD(N(0, C), N(0, k^2 C)) = Tr(C) (1 - k)^2
+    c, k = _random_cov(5, 4), 3.0
+    fd = frechet_distance(torch.zeros(5), c, torch.zeros(5), k ** 2 * c)
+    assert fd == pytest.approx(float(torch.trace(c)) * (1 - k) ** 2, rel=1e-9)
+
+
+def test_singular_covariances_do_not_break_it():
+    # Features that are always zero (dead ReLUs) make the covariance singular.
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(500, 4, generator=g), torch.randn(500, 4, generator=g) + 1.0
+    a[:, 3] = 0.0
+    b[:, 3] = 0.0
+    fd = frechet_distance_of_features(a, b)
+    assert math.isfinite(fd)
+    # A dimension that is zero in both sets adds nothing.
+    assert fd == pytest.approx(frechet_distance_of_features(a[:, :3], b[:, :3]), rel=1e-9)
+
+
+def test_from_samples_matches_the_closed_form_of_the_sample_statistics():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(2000, 3, generator=g, dtype=torch.float64)
+    b = 2.0 * torch.randn(2000, 3, generator=g, dtype=torch.float64) + 0.5
+    mu_a, cov_a = gaussian_stats(a)
+    assert torch.allclose(cov_a, torch.cov(a.T))
+    assert frechet_distance_of_features(a, b) == pytest.approx(
+        frechet_distance(mu_a, cov_a, *gaussian_stats(b)))
+    # The population value is 3 * 0.5^2 + 3 * (2 - 1)^2 = 3.75; 2000 samples land near it.
+    assert frechet_distance_of_features(a, b) == pytest.approx(3.75, rel=0.1)
+
+
+def test_shape_mismatch_is_an_error():
+    with pytest.raises(ValueError, match="shapes"):
+        frechet_distance(torch.zeros(3), torch.eye(3), torch.zeros(4), torch.eye(4))
+
+
+# --------------------------------------------------------------------------- speed variants
+
+def test_variant_names_parse_and_round_trip():
+    from benchmarks.speed import Variant, parse_variant
+
+    v = parse_variant("engine+channels_last+bf16+threads=1")
+    assert v == Variant("engine", channels_last=True, bf16=True, threads=1)
+    assert parse_variant(v.name) == v
+    assert parse_variant("idiomatic") == Variant("idiomatic")
+    for bad in ("fast", "engine+turbo", "engine+threads=0"):
+        with pytest.raises(ValueError, match="variant"):
+            parse_variant(bad)
