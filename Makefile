@@ -45,4 +45,4 @@ notebooks: setup
 # except cells tagged nbval-ignore-output (training, timing, sampling, widgets); addresses,
 # devices and timings are sanitized. CI sets VAE_COURSE_QUICK=1 so training takes seconds.
 test: setup
-	$(PYTHON) -m pytest -q --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg tests notebooks
+	$(PYTHON) -m pytest -q --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg tests notebooks book
