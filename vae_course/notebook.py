@@ -126,6 +126,8 @@ def describe_run(dataset: str | None = None, **settings) -> None:
 
 def glue(name: str, value, display: bool = True):
     """``myst_nb.glue`` when available (so prose can cite computed numbers), else just show it."""
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        value = value.item()  # numpy/torch scalars: myst-nb stores a plain number, not "np.float64(...)"
     try:
         from myst_nb import glue as _glue
     except ImportError:  # e.g. Colab: nothing to glue into, so show the value
