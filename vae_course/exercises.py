@@ -236,7 +236,7 @@ def check_training_step(fn: Callable) -> bool:
             ref_loss.backward()
             ref_opt.step()
             if _ == 0:
-                first = float(ref_loss)
+                first = ref_loss.item()
         _expect(abs(float(loss) - first) < 1e-3 * max(1.0, abs(first)),
                 f"loss {float(loss):.4f} != expected {first:.4f}: use the mean over the batch of "
                 "0.5*sum of squares + KL (vae_course.losses.elbo_terms(..., 'half-sse').loss.mean())")
