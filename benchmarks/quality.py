@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 if __package__ in (None, ""):  # run as a script: python benchmarks/quality.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import RESULTS, hardware, read_json, write_json
+from benchmarks.flops import training_flops_per_image
 from benchmarks.frechet import frechet_distance_of_features
 from vae_course import data
 from vae_course.data import Batches
@@ -156,9 +157,17 @@ def iwae_nll(model, x_binary: torch.Tensor, *, k: int, seed: int, progress: bool
     return float(-np.concatenate(values).mean())
 
 
+def training_tflop(model, recipe, epochs: int, train_images: int) -> float:
+    """The training budget: analytic FLOPs per image (benchmarks/flops.py) x images seen, in TFLOP."""
+    steps = train_images // recipe.batch_size if recipe.drop_last else math.ceil(train_images / recipe.batch_size)
+    seen = epochs * min(train_images, steps * recipe.batch_size)
+    example = torch.zeros(1, 1, 28, 28, device=next(model.parameters()).device)
+    return round(training_flops_per_image(model, example) * seen / 1e12, 3)
+
+
 def score(name: str, model, history, test: tuple[torch.Tensor, torch.Tensor], net: FeatureNet,
           real_features: torch.Tensor, *, iwae_k: int, iwae_images: int, seed: int,
-          progress: bool) -> dict[str, Any]:
+          progress: bool, train_images: int) -> dict[str, Any]:
     recipe = get_recipe(name)
     test_x, _ = test
     device = next(model.parameters()).device
@@ -182,6 +191,7 @@ def score(name: str, model, history, test: tuple[torch.Tensor, torch.Tensor], ne
                              "generated": "decoder means (sigmoid of the logits) of z ~ N(0, I)"},
         "iwae_nll_nats": None,
         "train_seconds": round(sum(r["seconds"] for r in history.epochs), 1),
+        "train_tflop": training_tflop(model, recipe, len(history.epochs), train_images),
         "final_train_loss": history.epochs[-1]["train_loss"] if history.epochs else None,
         "test_loss_per_epoch": [r["test_loss"] for r in history.epochs],
     }
@@ -220,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, metavar="OUT",
                         help="results file (default benchmarks/results/quality-<dataset>.json; "
                              "<work>/quality-<dataset>.json for shortened runs)")
+    parser.add_argument("--milestones", nargs="*", type=int, default=[1, 3, 10], metavar="EPOCHS",
+                        help="also score the course recipe after these many epochs, to compare it with "
+                             "each source at an equal or smaller training budget (default 1 3 10)")
     parser.add_argument("--force", action="store_true", help="score again recipes the JSON already has")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--report", type=Path, default=None, metavar="JSON",
@@ -270,11 +283,27 @@ def main(argv: list[str] | None = None) -> int:
         done = results["recipes"].get(name)
         if done and done.get("epochs") == target_epochs and not args.force:
             continue
+        scored = results.setdefault("milestones", {}).setdefault(name, {})
+        for epochs in sorted(set(args.milestones if name == "course" else ())):
+            if epochs >= target_epochs or (str(epochs) in scored and not args.force):
+                continue
+            model, history = train_recipe(name, dataset=args.dataset, epochs=epochs, subset=args.subset,
+                                          device=device, out=work / name, resume=True, progress=progress,
+                                          seed=args.seed)
+            if len(history.epochs) != epochs:  # the checkpoint was already further along
+                print(f"{name}: checkpoint is past epoch {epochs}; that milestone cannot be scored "
+                      f"any more (delete {work / name} to start it again)", file=sys.stderr)
+                continue
+            scored[str(epochs)] = score(name, model, history, test, net, real_features, iwae_k=args.iwae_k,
+                                        iwae_images=args.iwae_images, seed=args.seed, progress=progress,
+                                        train_images=len(train[0]))
+            write_json(path, results)
         model, history = train_recipe(name, dataset=args.dataset, epochs=target_epochs, subset=args.subset,
                                       device=device, out=work / name, resume=True, progress=progress,
                                       seed=args.seed)
         result = score(name, model, history, test, net, real_features, iwae_k=args.iwae_k,
-                       iwae_images=args.iwae_images, seed=args.seed, progress=progress)
+                       iwae_images=args.iwae_images, seed=args.seed, progress=progress,
+                       train_images=len(train[0]))
         result["hardware"] = hardware(device)
         results["recipes"][name] = result
         write_json(path, results)

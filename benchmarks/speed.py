@@ -11,7 +11,9 @@ report gives medians and, per round, the ratio of the two times.
     python -m benchmarks.speed --report benchmarks/results/speed-*.json   # markdown tables
 
 A variant is ``idiomatic`` or ``engine`` plus options joined by ``+``: ``channels_last``,
-``bf16`` (bfloat16 autocast), ``compile`` (``torch.compile``), ``threads=N``.  The first
+``contiguous`` (channels_last off: ``engine+contiguous`` is the engine before it became
+``fit``'s default on the CPU), ``bf16`` (bfloat16 autocast), ``compile`` (``torch.compile``),
+``threads=N``.  Plain ``engine`` is ``fit`` with its defaults.  The first
 variant is the baseline of the speed-ups.
 
 The idiomatic loop is what pytorch/examples' ``vae/main.py`` does: a ``Dataset`` that
@@ -60,7 +62,7 @@ FULL_TRAIN_SET = 60_000  # images per epoch of MNIST and Fashion-MNIST
 class Variant:
     """One way of training: which loop, and which speed options."""
     loop: str
-    channels_last: bool = False
+    channels_last: bool | None = None  # None: what fit does by default (on for conv models on the CPU)
     bf16: bool = False
     compile: bool = False
     threads: int | None = None
@@ -68,6 +70,8 @@ class Variant:
     @property
     def name(self) -> str:
         options = [o for o in OPTIONS if getattr(self, o)]
+        if self.channels_last is False:
+            options.insert(0, "contiguous")
         if self.threads is not None:
             options.append(f"threads={self.threads}")
         return "+".join([self.loop, *options])
@@ -82,11 +86,13 @@ def parse_variant(text: str) -> Variant:
     for option in options:
         if option in OPTIONS:
             settings[option] = True
+        elif option == "contiguous":
+            settings["channels_last"] = False
         elif re.fullmatch(r"threads=[1-9][0-9]*", option):
             settings["threads"] = int(option.split("=")[1])
         else:
             raise ValueError(f"variant {text!r}: unknown option {option!r}; options are "
-                             f"{', '.join(OPTIONS)}, threads=N")
+                             f"{', '.join(OPTIONS)}, contiguous, threads=N")
     return Variant(loop, **settings)
 
 

@@ -157,6 +157,8 @@ def test_variant_names_parse_and_round_trip():
     assert v == Variant("engine", channels_last=True, bf16=True, threads=1)
     assert parse_variant(v.name) == v
     assert parse_variant("idiomatic") == Variant("idiomatic")
+    contiguous = parse_variant("engine+contiguous")
+    assert contiguous == Variant("engine", channels_last=False) and contiguous.name == "engine+contiguous"
     for bad in ("fast", "engine+turbo", "engine+threads=0"):
         with pytest.raises(ValueError, match="variant"):
             parse_variant(bad)

@@ -294,7 +294,7 @@ def _conv_model(seed: int = 0):
 def test_channels_last_trains_the_same_model_and_hands_it_back_in_the_usual_layout():
     x, test_x = _synthetic(96), _synthetic(32, seed=1)
     plain, fast = _conv_model(), _conv_model()
-    history_plain = _run(plain, x, test_x=test_x, reconstruction="half-sse")
+    history_plain = _run(plain, x, test_x=test_x, reconstruction="half-sse", channels_last=False)
     history_fast = _run(fast, x, test_x=test_x, reconstruction="half-sse", channels_last=True)
     # Only the order of floating-point sums differs.
     assert history_fast.iteration_loss == pytest.approx(history_plain.iteration_loss, rel=1e-5)
@@ -302,6 +302,17 @@ def test_channels_last_trains_the_same_model_and_hands_it_back_in_the_usual_layo
     for name, p in fast.state_dict().items():
         assert p.is_contiguous(), name
         assert torch.allclose(p, plain.state_dict()[name], atol=1e-5), name
+
+
+def test_channels_last_is_on_by_default_for_convolutional_models_on_the_cpu(tmp_path):
+    x = _synthetic(64)
+    _run(_conv_model(), x, epochs=1, checkpoint=tmp_path / "conv.pt")
+    assert load_checkpoint(tmp_path / "conv.pt")["config"]["training"]["channels_last"] is True
+    torch.manual_seed(0)
+    _run(build_model("mlp", hidden=[16], latent_dim=2), x, epochs=1, checkpoint=tmp_path / "mlp.pt")
+    assert load_checkpoint(tmp_path / "mlp.pt")["config"]["training"]["channels_last"] is False
+    _run(_conv_model(), x, epochs=1, checkpoint=tmp_path / "off.pt", channels_last=False)
+    assert load_checkpoint(tmp_path / "off.pt")["config"]["training"]["channels_last"] is False
 
 
 def test_channels_last_resumes_exactly(tmp_path):
