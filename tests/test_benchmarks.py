@@ -162,3 +162,52 @@ def test_variant_names_parse_and_round_trip():
     for bad in ("fast", "engine+turbo", "engine+threads=0"):
         with pytest.raises(ValueError, match="variant"):
             parse_variant(bad)
+
+
+# --------------------------------------------------------------------------- report (book pages)
+
+def _scored(epochs, tflop, mse, fd, iwae=None):
+    return {"epochs": epochs, "train_tflop": tflop, "reconstruction_mse": {"mean": mse},
+            "frechet_distance": {"value": fd}, "iwae_nll_nats": None if iwae is None else {"value": iwae, "k": 1000},
+            "test_loss_per_epoch": [1.0] * epochs, "own_metric": {"test_loss": 1.0, "name": "x"},
+            "train_seconds": 60.0 * epochs}
+
+
+def _quality():
+    return {"recipes": {"big": _scored(50, 100.0, 0.020, 9.0),
+                        "cheap": _scored(10, 5.0, 0.030, 20.0, iwae=300.0),
+                        "tiny": _scored(20, 1.0, 0.050, 40.0),
+                        "course": _scored(30, 72.0, 0.015, 8.0, iwae=250.0)},
+            "milestones": {"course": {"1": _scored(1, 2.4, 0.040, 30.0, iwae=320.0),
+                                      "3": _scored(3, 7.2, 0.025, 15.0, iwae=280.0)}}}
+
+
+def test_budget_matched_takes_the_longest_course_point_within_the_sources_budget():
+    from benchmarks.report import budget_matched, budget_markdown
+    rows = {r["source"]: r for r in budget_matched(_quality())}
+    assert set(rows) == {"big", "cheap", "tiny"}
+    # 100 TFLOP allows the full 30-epoch course run (72 TFLOP).
+    assert rows["big"]["course_epochs"] == 30 and rows["big"]["basis"] == "training FLOPs"
+    assert rows["big"]["course_wins"]
+    # 5 TFLOP allows only the 1-epoch milestone (3 epochs cost 7.2): it loses on IWAE (320 > 300).
+    assert rows["cheap"]["course_epochs"] == 1
+    assert rows["cheap"]["yardsticks"]["IWAE NLL (nats)"] == {"course": 320.0, "source": 300.0,
+                                                               "course_better": False}
+    assert not rows["cheap"]["course_wins"]
+    # Below one course epoch in FLOPs: falls back to epochs and says so; no IWAE for the source.
+    assert rows["tiny"]["basis"] == "epochs" and rows["tiny"]["course_epochs"] == 3
+    assert "IWAE NLL (nats)" not in rows["tiny"]["yardsticks"]
+    table = budget_markdown(_quality())
+    assert "| `cheap` (10, 5.0) | 1, 2.4 | training FLOPs | 0.0400 / 0.0300 | 30.00 / 20.00 | 320.00 / 300.00 | no |" in table
+
+
+def test_speed_markdown_reports_every_variant_against_its_baseline():
+    from benchmarks.report import speed_markdown, speed_rows
+    variant = {"variant": "engine", "threads": 1, "s_per_epoch": 100.0, "images_per_s": 600.0,
+               "gflop_per_s": 24.3, "peak_memory_mib": 80.0, "speedup": 1.5, "speedup_range": [1.4, 1.6]}
+    baseline = {**variant, "variant": "idiomatic", "s_per_epoch": 150.0, "speedup": 1.0, "speedup_range": [1.0, 1.0]}
+    results = {"runs": {"m": {"recipe": "matlab-2022", "batch_size": 128, "baseline": "idiomatic",
+                              "variants": [baseline, variant], "hardware": {"load_average_1min": 1.0}}}}
+    assert [r["variant"] for r in speed_rows(results)] == ["idiomatic", "engine"]
+    assert "| matlab-2022 @ 128 | engine | 100.0 | 600 | 24.3 | 80 | 1.50x (1.40-1.60) vs idiomatic |" \
+        in speed_markdown(results)

@@ -2,8 +2,9 @@
 
 Each ``check_<name>(fn)`` runs the learner's function on cases with known answers and
 prints one line: ``PASS`` with what was checked, or ``FAIL`` with a hint aimed at the usual
-mistake. It returns True/False and never raises, so a notebook keeps running when an
-exercise is still unsolved (a stub raising NotImplementedError is reported as "not done yet").
+mistake. It returns nothing, so a notebook cell shows just that line, and it never raises,
+so a notebook keeps running when an exercise is still unsolved (a stub raising
+NotImplementedError is reported as "not done yet").
 """
 from __future__ import annotations
 
@@ -22,17 +23,26 @@ class _Fail(Exception):
 
 def _run_check(name: str, body: Callable[[], str]) -> bool:
     try:
-        detail = body()
+        with torch.random.fork_rng(devices=[]):  # the learner's own random draws stay theirs
+            detail = body()
     except NotImplementedError:
         print(f"FAIL {name}: not done yet - replace `raise NotImplementedError` with your code.")
         return False
     except _Fail as fail:
         print(f"FAIL {name}: {fail}")
         return False
-    except Exception as exc:  # the learner's code crashed: show where, briefly
-        frame = traceback.extract_tb(exc.__traceback__)[-1]
-        print(f"FAIL {name}: your function raised {type(exc).__name__}: {exc} "
-              f"(line {frame.lineno}: {frame.line})")
+    except Exception as exc:
+        # The innermost frame of the learner's code (not this file, not a library): where it
+        # crashed. None means the check itself choked on what the function returned.
+        learner = [f for f in traceback.extract_tb(exc.__traceback__)
+                   if f.filename != __file__ and "site-packages" not in f.filename]
+        if learner:
+            frame = learner[-1]
+            print(f"FAIL {name}: your function raised {type(exc).__name__}: {exc} "
+                  f"(line {frame.lineno}: {frame.line})")
+        else:
+            print(f"FAIL {name}: your function returned something the check cannot use "
+                  f"({type(exc).__name__}: {exc}); compare its return type and shape with the exercise")
         return False
     print(f"PASS {name}: {detail}")
     return True
@@ -45,18 +55,18 @@ def _expect(condition: bool, hint: str) -> None:
 
 # --- chapter 1: the data ----------------------------------------------------------------------
 
-def check_class_counts(fn: Callable[[np.ndarray], np.ndarray]) -> bool:
+def check_class_counts(fn: Callable[[np.ndarray], np.ndarray]) -> None:
     """``fn(labels) -> counts`` where ``counts[k]`` is how many labels equal k (10 classes)."""
     def body():
-        labels = np.array([3, 1, 3, 0, 9, 9, 9, 3], dtype=np.uint8)
+        labels = np.array([3, 1, 3, 0, 7, 7, 7, 3], dtype=np.uint8)  # no 8 or 9: minlength matters
         got = np.asarray(fn(labels))
         _expect(got.shape == (10,), f"expected 10 counts (one per class), got shape {got.shape}; "
                                     "np.bincount(labels, minlength=10) is one way")
-        _expect(got.tolist() == [1, 1, 0, 3, 0, 0, 0, 0, 0, 3],
+        _expect(got.tolist() == [1, 1, 0, 3, 0, 0, 0, 3, 0, 0],
                 f"counts {got.tolist()} are wrong for labels {labels.tolist()}: classes with no "
                 "images must still appear (as 0)")
         return "counts every class, including empty ones"
-    return _run_check("class_counts", body)
+    _run_check("class_counts", body)
 
 
 # --- chapter 2: IDX ---------------------------------------------------------------------------
@@ -65,7 +75,7 @@ def _idx_header(code: int, shape: tuple[int, ...]) -> bytes:
     return struct.pack(">BBBB", 0, 0, code, len(shape)) + struct.pack(">" + "I" * len(shape), *shape)
 
 
-def check_parse_idx_header(fn: Callable[[bytes], tuple]) -> bool:
+def check_parse_idx_header(fn: Callable[[bytes], tuple]) -> None:
     """``fn(data) -> (magic, sizes)``: the magic number as an int and the list of dimension sizes."""
     def body():
         cases = [((0x08, (10000, 28, 28)), 2051), ((0x08, (60000,)), 2049), ((0x0D, (3, 4)), 3330)]
@@ -85,10 +95,10 @@ def check_parse_idx_header(fn: Callable[[bytes], tuple]) -> bool:
                     f"sizes should be {list(shape)}, got {list(got_sizes)}; the number of sizes is "
                     "the last byte of the magic number, each size a big-endian int32")
         return "image, label and float headers parsed, big-endian"
-    return _run_check("parse_idx_header", body)
+    _run_check("parse_idx_header", body)
 
 
-def check_read_images(fn: Callable[[bytes], np.ndarray]) -> bool:
+def check_read_images(fn: Callable[[bytes], np.ndarray]) -> None:
     """``fn(data) -> images`` of shape (N, rows, cols), float in [0, 1], from raw IDX image bytes."""
     def body():
         rng = np.random.default_rng(0)
@@ -98,18 +108,18 @@ def check_read_images(fn: Callable[[bytes], np.ndarray]) -> bool:
         _expect(got.shape == pixels.shape, f"shape should be {pixels.shape} (N, rows, cols), got {got.shape}")
         if np.allclose(got, pixels):
             raise _Fail("values are still 0..255: divide by 255 to scale them to [0, 1]")
-        if got.shape == pixels.shape and np.allclose(got, pixels.transpose(0, 2, 1).reshape(pixels.shape) / 255):
+        if got.shape == pixels.shape and np.allclose(got, pixels.reshape(3, 5, 4).transpose(0, 2, 1) / 255):
             raise _Fail("rows and columns are swapped: IDX stores each image row by row (C order), "
                         "which is what reshape(n, rows, cols) gives in numpy; MATLAB needs a permute, Python does not")
         _expect(np.allclose(got, pixels / 255.0), "pixel values do not match the payload / 255; "
                 "the payload starts right after the header (4 + 4*ndim bytes)")
         return "payload read after the header, reshaped row-major and scaled to [0, 1]"
-    return _run_check("read_images", body)
+    _run_check("read_images", body)
 
 
 # --- chapter 3: shapes ------------------------------------------------------------------------
 
-def check_conv_output_size(fn: Callable[[int, int, int, int], int]) -> bool:
+def check_conv_output_size(fn: Callable[[int, int, int, int], int]) -> None:
     """``fn(size, kernel, stride, padding) -> output size`` of a convolution along one axis."""
     def body():
         for args in [(28, 3, 2, 1), (14, 3, 2, 1), (28, 3, 2, 0), (13, 3, 2, 0), (7, 7, 1, 0), (32, 5, 1, 2)]:
@@ -118,10 +128,10 @@ def check_conv_output_size(fn: Callable[[int, int, int, int], int]) -> bool:
             _expect(got == want, f"for size, kernel, stride, padding = {args} expected {want}, got {got}; "
                     "the formula is floor((size + 2*padding - kernel) / stride) + 1")
         return "28 -> 14 -> 7 with 'same' padding, 28 -> 13 -> 6 with 'valid' (TensorFlow's encoder)"
-    return _run_check("conv_output_size", body)
+    _run_check("conv_output_size", body)
 
 
-def check_transposed_conv_output_size(fn: Callable[[int, int, int, int, int], int]) -> bool:
+def check_transposed_conv_output_size(fn: Callable[[int, int, int, int, int], int]) -> None:
     """``fn(size, kernel, stride, padding, output_padding) -> size`` of a transposed convolution."""
     def body():
         for args in [(7, 3, 2, 1, 1), (14, 3, 2, 1, 1), (1, 7, 7, 0, 0), (28, 3, 1, 1, 0)]:
@@ -131,12 +141,12 @@ def check_transposed_conv_output_size(fn: Callable[[int, int, int, int, int], in
             _expect(got == want, f"for {args} expected {want}, got {got}; the formula is "
                     "(size - 1)*stride - 2*padding + kernel + output_padding")
         return "7 -> 14 -> 28 (MATLAB's 'same' cropping) and 1 -> 7 (R2019b's first layer)"
-    return _run_check("transposed_conv_output_size", body)
+    _run_check("transposed_conv_output_size", body)
 
 
 # --- chapter 4: sampling ----------------------------------------------------------------------
 
-def check_reparameterize(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> bool:
+def check_reparameterize(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
     """``fn(mu, logvar) -> z`` drawn from N(mu, exp(logvar)) so that gradients reach mu and logvar."""
     def body():
         torch.manual_seed(0)
@@ -158,12 +168,12 @@ def check_reparameterize(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor
         _expect(mu.grad is not None and logvar.grad is not None and logvar.grad.abs().sum() > 0,
                 "gradients do not reach both mu and logvar")
         return "mean mu, standard deviation exp(logvar/2), and gradients reach mu and logvar"
-    return _run_check("reparameterize", body)
+    _run_check("reparameterize", body)
 
 
 # --- chapter 5: ELBO --------------------------------------------------------------------------
 
-def check_kl_normal(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> bool:
+def check_kl_normal(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
     """``fn(mu, logvar) -> (N,)`` closed-form KL(N(mu, diag exp(logvar)) || N(0, I)) per example."""
     from .losses import kl_normal
 
@@ -186,10 +196,10 @@ def check_kl_normal(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) ->
         _expect(torch.allclose(fn(torch.zeros(2, 4), torch.zeros(2, 4)), torch.zeros(2)),
                 "KL must be 0 when q equals the prior (mu=0, logvar=0)")
         return "per-example closed-form KL, zero at the prior"
-    return _run_check("kl_normal", body)
+    _run_check("kl_normal", body)
 
 
-def check_log_normal_pdf(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> bool:
+def check_log_normal_pdf(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
     """``fn(sample, mean, logvar) -> (N,)`` log density of a diagonal Gaussian, summed over dims."""
     from .losses import log_normal_pdf
 
@@ -203,12 +213,12 @@ def check_log_normal_pdf(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor]
         _expect(torch.allclose(got, want, atol=1e-5),
                 "values differ: log N(x; m, s^2) = -0.5*((x-m)^2 * exp(-logvar) + logvar + log(2*pi))")
         return "matches the TensorFlow tutorial's log_normal_pdf"
-    return _run_check("log_normal_pdf", body)
+    _run_check("log_normal_pdf", body)
 
 
 # --- chapter 6: training ----------------------------------------------------------------------
 
-def check_training_step(fn: Callable) -> bool:
+def check_training_step(fn: Callable) -> None:
     """``fn(model, optimizer, x) -> loss (float)``: one step of the MATLAB loop (half-SSE + KL)."""
     from .losses import elbo_terms
     from .models import build_model
@@ -246,12 +256,12 @@ def check_training_step(fn: Callable) -> bool:
         _expect(same, "a second step diverges from the reference: zero the gradients every step "
                 "(optimizer.zero_grad()), otherwise they accumulate")
         return "loss matches, parameters update, gradients are reset between steps"
-    return _run_check("training_step", body)
+    _run_check("training_step", body)
 
 
 # --- chapter 7: testing -----------------------------------------------------------------------
 
-def check_reconstruction_errors(fn: Callable) -> bool:
+def check_reconstruction_errors(fn: Callable) -> None:
     """``fn(model, x) -> (N,)`` per-image mean squared error of the model's reconstruction."""
     from .evaluate import reconstruction_errors
     from .models import build_model
@@ -268,12 +278,12 @@ def check_reconstruction_errors(fn: Callable) -> bool:
         _expect(np.allclose(got, want, rtol=1e-4, atol=1e-6), "values differ: reconstruct with the "
                 "posterior mean (model.reconstruct(x), no sampling) and average the squared error over pixels")
         return "per-image MSE of the deterministic reconstruction"
-    return _run_check("reconstruction_errors", body)
+    _run_check("reconstruction_errors", body)
 
 
 # --- chapter 8: generating --------------------------------------------------------------------
 
-def check_interpolate(fn: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]) -> bool:
+def check_interpolate(fn: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]) -> None:
     """``fn(z_a, z_b, steps) -> (steps, L)`` points on the straight line from z_a to z_b, ends included."""
     def body():
         a, b = torch.tensor([0.0, 2.0]), torch.tensor([4.0, -2.0])
@@ -283,10 +293,10 @@ def check_interpolate(fn: Callable[[torch.Tensor, torch.Tensor, int], torch.Tens
         _expect(torch.allclose(got[2], torch.tensor([2.0, 0.0])), "points must be evenly spaced: "
                 "(1 - alpha) * z_a + alpha * z_b with alpha = torch.linspace(0, 1, steps)")
         return "evenly spaced, both ends included"
-    return _run_check("interpolate", body)
+    _run_check("interpolate", body)
 
 
-def check_normal_grid(fn: Callable[[int], np.ndarray]) -> bool:
+def check_normal_grid(fn: Callable[[int], np.ndarray]) -> None:
     """``fn(n) -> n values``: standard-normal quantiles at evenly spaced probabilities in (0, 1)."""
     from statistics import NormalDist
 
@@ -300,12 +310,12 @@ def check_normal_grid(fn: Callable[[int], np.ndarray]) -> bool:
         _expect(np.allclose(got, want, atol=1e-3), f"expected quantiles {np.round(want, 3).tolist()} for "
                 "probabilities linspace(0.05, 0.95, n) (statistics.NormalDist().inv_cdf)")
         return "normal quantiles: dense near 0 where the prior has its mass"
-    return _run_check("normal_grid", body)
+    _run_check("normal_grid", body)
 
 
 # --- chapter 9: likelihoods -------------------------------------------------------------------
 
-def check_logmeanexp(fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
+def check_logmeanexp(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
     """``fn(a) -> log(mean(exp(a), dim=-1))`` computed without overflow (the IWAE bound needs it)."""
     def body():
         a = torch.tensor([[0.0, 1.0, 2.0], [-1000.0, -1000.0, -1000.0], [800.0, 800.0, 799.0]])
@@ -316,7 +326,7 @@ def check_logmeanexp(fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
                 "subtract the max first, or use torch.logsumexp(a, -1) - log(n)")
         _expect(torch.allclose(got, want, atol=1e-4), f"values {got.tolist()} should be {want.tolist()}")
         return "stable for log-weights of -1000 and +800"
-    return _run_check("logmeanexp", body)
+    _run_check("logmeanexp", body)
 
 
 __all__ = [name for name in dir() if name.startswith("check_")]

@@ -1,0 +1,172 @@
+"""Tables and plots of the benchmark results, for the book's Performance and Reproducing pages.
+
+Everything here reads the JSON files that ``benchmarks.speed`` and ``benchmarks.quality``
+write (``benchmarks/results/``), so a number on a page is always a number from a file.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import RESULTS, read_json
+
+YARDSTICKS = (  # (key, label); lower is better for all three
+    ("reconstruction_mse", "reconstruction MSE"),
+    ("frechet_distance", "Fréchet distance"),
+    ("iwae_nll_nats", "IWAE NLL (nats)"),
+)
+
+
+def load(pattern: str, folder: Path = RESULTS) -> tuple[Path, dict[str, Any]]:
+    """The newest results file in ``folder`` matching ``pattern`` (e.g. ``"speed-*.json"``)."""
+    paths = sorted(folder.glob(pattern), key=lambda p: p.stat().st_mtime)
+    if not paths:
+        raise FileNotFoundError(f"no {pattern} in {folder}; run the benchmark first (see benchmarks/README.md)")
+    return paths[-1], read_json(paths[-1])
+
+
+# --------------------------------------------------------------------------- speed
+
+def speed_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per (run, variant): recipe, variant, threads, s/epoch, images/s, GFLOP/s, speed-up."""
+    rows = []
+    for title, run in results["runs"].items():
+        for v in run["variants"]:
+            rows.append({"run": title, "recipe": run["recipe"], "batch_size": run["batch_size"],
+                         "variant": v["variant"], "baseline": run["baseline"], "threads": v["threads"],
+                         "s_per_epoch": v["s_per_epoch"], "images_per_s": v["images_per_s"],
+                         "gflop_per_s": v["gflop_per_s"], "peak_memory_mib": v["peak_memory_mib"],
+                         "speedup": v["speedup"], "speedup_range": v["speedup_range"],
+                         "load_average": run["hardware"].get("load_average_1min")})
+    return rows
+
+
+def speed_markdown(results: dict[str, Any]) -> str:
+    """A markdown table of every variant of every run, speed-ups against each run's baseline."""
+    lines = ["| run | variant | s / epoch | images / s | GFLOP/s | peak MiB | speed-up (range over rounds) |",
+             "|---|---|---:|---:|---:|---:|---|"]
+    for r in speed_rows(results):
+        low, high = r["speedup_range"]
+        lines.append(f"| {r['recipe']} @ {r['batch_size']} | {r['variant']} | {r['s_per_epoch']:.1f} | "
+                     f"{r['images_per_s']:.0f} | {r['gflop_per_s']:.1f} | {r['peak_memory_mib']:.0f} | "
+                     f"{r['speedup']:.2f}x ({low:.2f}-{high:.2f}) vs {r['baseline']} |")
+    return "\n".join(lines)
+
+
+def plot_speedups(results: dict[str, Any], ax) -> None:
+    """Horizontal bars: the speed-up of every non-baseline variant, one group per run."""
+    labels, values, errors = [], [], [[], []]
+    for r in speed_rows(results):
+        if r["variant"] == r["baseline"]:
+            continue
+        low, high = r["speedup_range"]
+        labels.append(f"{r['recipe']}: {r['variant']} vs {r['baseline']}")
+        values.append(r["speedup"])
+        errors[0].append(max(r["speedup"] - low, 0.0))
+        errors[1].append(max(high - r["speedup"], 0.0))
+    ys = range(len(values))
+    ax.barh(list(ys), values, xerr=errors, color="tab:blue", alpha=0.8, capsize=3)
+    ax.axvline(1.0, color="black", lw=1)
+    ax.axvline(2.0, color="tab:red", ls="--", lw=1, label="target: 2x the idiomatic loop")
+    ax.set_yticks(list(ys))
+    ax.set_yticklabels(labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("speed-up (median of interleaved rounds; bars: range)")
+    ax.set_title("Training speed against each run's baseline")
+    ax.legend(loc="lower right", fontsize=8)
+
+
+# --------------------------------------------------------------------------- quality
+
+def yardstick(result: dict[str, Any], key: str) -> float | None:
+    """The value of one yardstick of a scored model (``None`` where it does not apply)."""
+    entry = result.get(key)
+    if entry is None:
+        return None
+    return float(entry["mean"] if key == "reconstruction_mse" else entry["value"])
+
+
+def course_points(results: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """The course recipe scored after each milestone epoch and at its full length: {epochs: result}."""
+    points = {int(e): r for e, r in results.get("milestones", {}).get("course", {}).items()}
+    if "course" in results.get("recipes", {}):
+        final = results["recipes"]["course"]
+        points[int(final["epochs"])] = final
+    return dict(sorted(points.items()))
+
+
+def budget_matched(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """For every source recipe: the course at an equal or smaller training budget, and who wins.
+
+    The budget is training FLOPs (analytic FLOPs per image x images seen).  The course point is
+    the longest one (milestone or full run) whose budget is at most the source's.  Where even
+    one epoch of the course costs more FLOPs than the whole source run (a tiny MLP), the
+    comparison falls back to epochs (passes over the data) and says so in ``basis``.
+    """
+    points = course_points(results)
+    rows = []
+    for name, source in results.get("recipes", {}).items():
+        if name == "course" or not points:
+            continue
+        by_flops = [e for e, p in points.items() if p["train_tflop"] <= source["train_tflop"]]
+        by_epochs = [e for e in points if e <= source["epochs"]]
+        basis = "training FLOPs" if by_flops else "epochs"
+        candidates = by_flops or by_epochs
+        if not candidates:
+            continue
+        course = points[max(candidates)]
+        compared = {}
+        for key, label in YARDSTICKS:
+            a, b = yardstick(course, key), yardstick(source, key)
+            if a is not None and b is not None:
+                compared[label] = {"course": a, "source": b, "course_better": a < b}
+        rows.append({"source": name, "source_epochs": source["epochs"], "source_tflop": source["train_tflop"],
+                     "course_epochs": course["epochs"], "course_tflop": course["train_tflop"], "basis": basis,
+                     "yardsticks": compared,
+                     "course_wins": bool(compared) and all(c["course_better"] for c in compared.values())})
+    return rows
+
+
+def budget_markdown(results: dict[str, Any]) -> str:
+    """The budget-matched comparison as a markdown table."""
+    lines = ["| source recipe (epochs, TFLOP) | course at (epochs, TFLOP) | budget matched on | "
+             "reconstruction MSE: course / source | Fréchet distance: course / source | "
+             "IWAE NLL: course / source | course better on all |",
+             "|---|---|---|---|---|---|---|"]
+    for row in budget_matched(results):
+        cells = []
+        for _, label in YARDSTICKS:
+            c = row["yardsticks"].get(label)
+            digits = 4 if label.startswith("reconstruction") else 2
+            cells.append("–" if c is None else f"{c['course']:.{digits}f} / {c['source']:.{digits}f}")
+        lines.append(f"| `{row['source']}` ({row['source_epochs']}, {row['source_tflop']:.1f}) | "
+                     f"{row['course_epochs']}, {row['course_tflop']:.1f} | {row['basis']} | "
+                     f"{' | '.join(cells)} | {'yes' if row['course_wins'] else 'no'} |")
+    return "\n".join(lines)
+
+
+def plot_test_loss_curves(results: dict[str, Any], axes) -> None:
+    """One panel per recipe: its own test loss after every epoch (units differ between recipes)."""
+    recipes = results.get("recipes", {})
+    for ax, (name, r) in zip(axes, recipes.items()):
+        losses = r["test_loss_per_epoch"]
+        ax.plot(range(1, len(losses) + 1), losses, marker="o" if len(losses) <= 12 else None, ms=3)
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("test loss (its source's units)")
+        ax.grid(alpha=0.3)
+    for ax in list(axes)[len(recipes):]:
+        ax.set_visible(False)
+
+
+def quality_missing(results: dict[str, Any], expected: tuple[str, ...]) -> list[str]:
+    """Recipes the quality file does not have yet (a run still in progress or never started)."""
+    return [name for name in expected if name not in results.get("recipes", {})]
+
+
+def minutes(seconds: float) -> str:
+    """``93.4`` -> ``"1.6 min"``; hours past 90 minutes."""
+    if seconds >= 90 * 60:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.1f} min" if not math.isnan(seconds) else "–"
