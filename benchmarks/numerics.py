@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         unknown = sorted(set(names) - set(OPTIONS))
         if unknown:
             parser.error(f"unknown option(s) {', '.join(unknown)}; choose from {', '.join(OPTIONS)}")
-        option_sets.append({name: True for name in names})
+        option_sets.append({"channels_last": False, **{name: True for name in names}})
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
 
     baseline = []
     for seed in range(args.seeds):
-        baseline.append(run(args.recipe, seed=seed, options={}, **common))
+        # the reference: float32 in the default (contiguous) memory layout, no speed option at all
+        baseline.append(run(args.recipe, seed=seed, options={"channels_last": False}, **common))
         print(f"float32 seed {seed}: train {baseline[-1]['train_loss']:.4f} test {baseline[-1]['test_loss']:.4f}",
               flush=True)
     spread = {}
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         result["difference_from_seed_0"] = {k: result[k] - baseline[0][k] for k in ("train_loss", "test_loss")}
         result["within_seed_spread"] = all(lo <= result[k] <= hi for k, (lo, hi) in spread.items())
         checked.append(result)
-        name = "+".join(options)
+        name = "+".join(k for k, v in options.items() if v)
         print(f"{name}: train {result['train_loss']:.4f} test {result['test_loss']:.4f} "
               f"(seed-0 float32: {baseline[0]['train_loss']:.4f} / {baseline[0]['test_loss']:.4f}; "
               f"within the seed spread: {result['within_seed_spread']})", flush=True)

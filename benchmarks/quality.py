@@ -206,6 +206,14 @@ def score(name: str, model, history, test: tuple[torch.Tensor, torch.Tensor], ne
 
 # --------------------------------------------------------------------------- the whole benchmark
 
+def saved_epochs(folder: Path) -> int:
+    """Epochs completed in ``folder/checkpoint.pt`` (0 when there is none)."""
+    path = folder / "checkpoint.pt"
+    if not path.exists():
+        return 0
+    return int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.quality", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -280,24 +288,25 @@ def main(argv: list[str] | None = None) -> int:
         bar.set_description(f"recipe {name}")
         recipe = get_recipe(name)
         target_epochs = recipe.epochs if args.epochs is None else args.epochs
-        done = results["recipes"].get(name)
-        if done and done.get("epochs") == target_epochs and not args.force:
-            continue
         scored = results.setdefault("milestones", {}).setdefault(name, {})
         for epochs in sorted(set(args.milestones if name == "course" else ())):
             if epochs >= target_epochs or (str(epochs) in scored and not args.force):
                 continue
+            # Continue the recipe's own run up to the milestone; if that checkpoint is already
+            # past it (an interrupted benchmark), train the milestone in a folder of its own.
+            folder = work / name
+            if saved_epochs(folder) > epochs:
+                folder = work / f"{name}-until-epoch-{epochs}"
             model, history = train_recipe(name, dataset=args.dataset, epochs=epochs, subset=args.subset,
-                                          device=device, out=work / name, resume=True, progress=progress,
+                                          device=device, out=folder, resume=True, progress=progress,
                                           seed=args.seed)
-            if len(history.epochs) != epochs:  # the checkpoint was already further along
-                print(f"{name}: checkpoint is past epoch {epochs}; that milestone cannot be scored "
-                      f"any more (delete {work / name} to start it again)", file=sys.stderr)
-                continue
             scored[str(epochs)] = score(name, model, history, test, net, real_features, iwae_k=args.iwae_k,
                                         iwae_images=args.iwae_images, seed=args.seed, progress=progress,
                                         train_images=len(train[0]))
             write_json(path, results)
+        done = results["recipes"].get(name)
+        if done and done.get("epochs") == target_epochs and not args.force:
+            continue
         model, history = train_recipe(name, dataset=args.dataset, epochs=target_epochs, subset=args.subset,
                                       device=device, out=work / name, resume=True, progress=progress,
                                       seed=args.seed)

@@ -1,0 +1,245 @@
+"""The ``vae-course`` command line: train a recipe, evaluate or sample a checkpoint, manage data.
+
+Every failure a user can cause (unknown recipe, missing dataset, corrupt file, bad
+checkpoint) ends in one short message and a non-zero exit, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from . import __version__
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit status 1."""
+
+
+def _add_dataset(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default=None,
+                   help="dataset (default: $VAE_COURSE_DATASET, else mnist)")
+
+
+def _add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+                   help="where to run (default: auto = CUDA > MPS > CPU)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .recipes import RECIPES
+
+    parser = argparse.ArgumentParser(
+        prog="vae-course",
+        description="Train, evaluate and sample the variational autoencoders of the vae-course book.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("train", help="train a named recipe",
+                       description="Train one of the course's recipes and write a checkpoint.")
+    p.add_argument("--recipe", required=True, metavar="NAME",
+                   help="one of: " + ", ".join(RECIPES))
+    _add_dataset(p)
+    p.add_argument("--epochs", type=int, default=None, help="override the recipe's epoch count")
+    p.add_argument("--subset", type=int, default=None, metavar="N",
+                   help="train on the first N training images (quick runs)")
+    _add_device(p)
+    p.add_argument("--out", type=Path, default=None, metavar="DIR",
+                   help="output folder for checkpoint.pt and history.json "
+                        "(default: runs/RECIPE-DATASET)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from DIR/checkpoint.pt where it stopped")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    p = sub.add_parser("evaluate", help="test metrics of a checkpoint",
+                       description="Test-set ELBO, its components and the per-image "
+                                   "reconstruction error of a trained checkpoint.")
+    p.add_argument("checkpoint", type=Path)
+    _add_dataset(p)
+    _add_device(p)
+    p.add_argument("--iwae-k", type=int, default=0, metavar="K",
+                   help="also estimate log p(x) with K importance samples (Bernoulli models)")
+    p.add_argument("--limit", type=int, default=None, metavar="N",
+                   help="evaluate on the first N test images only")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+
+    p = sub.add_parser("generate", help="sample images from a checkpoint",
+                       description="Decode samples from the prior N(0, I) into a PNG image grid.")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--n", type=int, default=64, help="number of images (default 64)")
+    p.add_argument("--out", type=Path, required=True, metavar="FILE.png")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--label", type=int, default=None,
+                   help="class to generate (conditional models only)")
+    _add_device(p)
+
+    p = sub.add_parser("data", help="dataset information, download and verification",
+                       description="Show where a dataset is found, download it, or verify its checksums.")
+    p.add_argument("action", choices=["info", "download", "verify"])
+    _add_dataset(p)
+    p.add_argument("--root", type=Path, default=None, help="look in (or download to) this folder")
+    return parser
+
+
+# --- commands -------------------------------------------------------------------------------
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .data import dataset_name
+    from .recipes import get_recipe
+    from .train import train_recipe
+
+    recipe = get_recipe(args.recipe)
+    dataset = dataset_name(args.dataset)
+    if args.epochs is not None and args.epochs < 1:
+        raise CLIError(f"--epochs must be at least 1 (got {args.epochs})")
+    if args.subset is not None and args.subset < 1:
+        raise CLIError(f"--subset must be at least 1 (got {args.subset})")
+    out = args.out or Path("runs") / f"{recipe.name}-{dataset}"
+    checkpoint = out / "checkpoint.pt"
+    if args.resume and not checkpoint.exists():
+        raise CLIError(f"--resume: no checkpoint at {checkpoint}; train without --resume first")
+    if not args.resume and checkpoint.exists():
+        raise CLIError(f"{checkpoint} already exists; pass --resume to continue it, "
+                       f"or choose another --out")
+    print(f"training recipe {recipe.name} on {dataset} -> {checkpoint}", file=sys.stderr)
+    try:
+        _, history = train_recipe(recipe, dataset=dataset, epochs=args.epochs, subset=args.subset,
+                                  device=args.device, out=out, resume=args.resume, seed=args.seed,
+                                  progress=not args.no_progress)
+    except KeyboardInterrupt:  # fit has already said which epoch is saved and how to resume
+        return 130
+    last = history.epochs[-1] if history.epochs else {}
+    summary = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if isinstance(v, float))
+    print(f"done: {summary}")
+    print(f"checkpoint: {checkpoint}")
+    return 0
+
+
+def _checkpoint_dataset(ckpt: dict, override: str | None) -> str:
+    from .data import dataset_name
+    return dataset_name(override or ckpt.get("config", {}).get("dataset"))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .data import load_tensors
+    from .evaluate import evaluate_elbo, iwae_log_likelihood, reconstruction_errors
+    from .train import load_model, pick_device
+
+    device = pick_device(args.device)
+    model, ckpt = load_model(args.checkpoint, device=device)
+    training = ckpt["config"].get("training", {})
+    dataset = _checkpoint_dataset(ckpt, args.dataset)
+    x, _ = load_tensors(dataset, "test", device=device, subset=args.limit)
+    binarize = training.get("binarize", "none")
+    elbo = evaluate_elbo(model, x, reconstruction=training.get("reconstruction", "half-sse"),
+                         kl=training.get("kl", "closed-form"), beta=training.get("beta", 1.0),
+                         sigma=training.get("sigma"), binarize=binarize)
+    errors = reconstruction_errors(model, x)
+    results = {"checkpoint": str(args.checkpoint), "dataset": dataset, "test_images": int(x.shape[0]),
+               "test_loss": elbo["loss"], "test_reconstruction": elbo["reconstruction"],
+               "test_kl": elbo["kl"], "reconstruction_mse_mean": float(np.mean(errors)),
+               "reconstruction_mse_median": float(np.median(errors))}
+    if args.iwae_k:
+        if training.get("reconstruction") != "bernoulli":
+            raise CLIError("--iwae-k needs a Bernoulli model (e.g. recipe tf-cvae); this checkpoint "
+                           f"uses reconstruction={training.get('reconstruction')!r}")
+        nll = -iwae_log_likelihood(model, (x > 0.5).float(), k=args.iwae_k)
+        results["iwae_k"] = args.iwae_k
+        results["iwae_nll_nats"] = float(np.mean(nll))
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        width = max(map(len, results))
+        for key, value in results.items():
+            print(f"{key:<{width}}  {value:.4f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    import torch
+
+    from .plots import save_image_grid
+    from .train import load_model, pick_device
+
+    if args.n < 1:
+        raise CLIError(f"--n must be at least 1 (got {args.n})")
+    if args.out.suffix.lower() != ".png":
+        raise CLIError(f"--out must name a .png file (got {args.out})")
+    device = pick_device(args.device)
+    model, _ = load_model(args.checkpoint, device=device)
+    generator = torch.Generator(device=device).manual_seed(args.seed)
+    with torch.no_grad():
+        if getattr(model, "conditional", False):
+            label = 0 if args.label is None else args.label
+            y = torch.full((args.n,), label, dtype=torch.long, device=device)
+            images = model.sample(args.n, y=y, generator=generator)
+        else:
+            if args.label is not None:
+                raise CLIError("--label only works with a conditional model")
+            images = model.sample(args.n, generator=generator)
+    save_image_grid(images, args.out)
+    print(f"wrote {args.n} samples to {args.out}")
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from .data import DATASETS, dataset_name, download, locate, verify
+
+    name = dataset_name(args.dataset)
+    info = DATASETS[name]
+    if args.action == "download":
+        path = download(name, dest=args.root)
+        print(f"{name}: all files present and verified in {path}")
+        return 0
+    if args.action == "verify":
+        results = verify(name, root=args.root)
+        bad = [f for f, ok in results.items() if ok is False]
+        missing = [f for f, ok in results.items() if ok is None]
+        for f, ok in results.items():
+            print(f"{'ok' if ok else 'MISSING' if ok is None else 'BAD CHECKSUM':>12}  {f}")
+        if bad or missing:
+            raise CLIError(f"{name}: {len(bad)} corrupt and {len(missing)} missing file(s); "
+                           f"run `vae-course data download --dataset {name}`")
+        return 0
+    # info
+    print(f"dataset      {name}")
+    print(f"classes      {', '.join(info.class_names)}")
+    try:
+        where = locate(name, root=args.root, download=False)
+        print(f"found in     {where}")
+    except Exception as exc:  # DatasetUnavailable: show, don't fail
+        print(f"found in     (nowhere yet) - {str(exc).splitlines()[0]}")
+    print(f"env          VAE_COURSE_DATASET={os.environ.get('VAE_COURSE_DATASET', '')} "
+          f"VAE_COURSE_DATA={os.environ.get('VAE_COURSE_DATA', '')}")
+    print("files        " + ", ".join(info.files.values()))
+    print("mirrors      " + ", ".join(info.mirrors))
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "generate": cmd_generate, "data": cmd_data}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .data import DatasetUnavailable
+    from .idx import IDXError
+
+    try:
+        return COMMANDS[args.command](args)
+    except (CLIError, DatasetUnavailable, IDXError, ValueError, FileNotFoundError,
+            IsADirectoryError, PermissionError) as exc:
+        print(f"vae-course {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""Measuring a trained VAE: test ELBO, reconstruction errors, latent means, IWAE likelihood (chapters 7, 9).
+
+Every function runs the model in eval mode without gradients, in batches (so the whole test
+set never has to pass through the network at once), moves each batch to the model's device,
+and puts the model back in the mode it was in.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .losses import elbo_terms, log_normal_pdf
+
+BINARIZE_MODES = ("none", "static", "dynamic")
+DYNAMIC_TEST_SEED = 1234  # fixed, so a dynamically binarized test set is the same every epoch
+
+
+@contextlib.contextmanager
+def _inference(model: nn.Module) -> Iterator[torch.device]:
+    """Eval mode and no gradients for the block; yields the model's device."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield next(model.parameters()).device
+    finally:
+        model.train(was_training)
+
+
+def _conditional(model: nn.Module, y: torch.Tensor | None, caller: str) -> bool:
+    conditional = bool(getattr(model, "conditional", False))
+    if conditional and y is None:
+        raise ValueError(f"{caller}: {type(model).__name__} is conditional; pass the labels as y=")
+    return conditional
+
+
+def _binarized(x: torch.Tensor, binarize: str, generator: torch.Generator | None) -> torch.Tensor:
+    if binarize == "static":
+        return (x > 0.5).to(x.dtype)          # the same threshold as vae_course.data.Batches
+    if binarize == "dynamic":
+        return torch.bernoulli(x, generator=generator)
+    return x
+
+
+def evaluate_elbo(model: nn.Module, x: torch.Tensor, *, reconstruction: str, kl: str,
+                  beta: float = 1.0, sigma: float | None = None, binarize: str = "none",
+                  batch_size: int = 1000, y: torch.Tensor | None = None) -> dict[str, float]:
+    """Mean per-image ``loss``, ``reconstruction`` and ``kl`` over ``x`` (floats, nats per image
+    for the nats losses), with one sample of ``z`` per image, exactly as training computes them.
+
+    ``binarize="static"`` thresholds ``x`` at 0.5 as training did; ``"dynamic"`` draws one
+    fixed (seeded) binarization, so successive epochs are scored on the same binary images.
+    ``y``: labels, needed by conditional models.
+    """
+    if binarize not in BINARIZE_MODES:
+        raise ValueError(f"evaluate_elbo: binarize must be one of {', '.join(BINARIZE_MODES)}, got {binarize!r}")
+    if len(x) == 0:
+        raise ValueError("evaluate_elbo: x holds no images")
+    totals = torch.zeros(3, dtype=torch.float64)
+    with _inference(model) as device:
+        conditional = _conditional(model, y, "evaluate_elbo")
+        generator = None
+        if binarize == "dynamic":
+            generator = torch.Generator(device=device).manual_seed(DYNAMIC_TEST_SEED)
+        for start in range(0, len(x), batch_size):
+            xb = _binarized(x[start:start + batch_size].to(device), binarize, generator)
+            out = model(xb, y[start:start + batch_size].to(device)) if conditional else model(xb)
+            terms = elbo_terms(out, xb, reconstruction=reconstruction, kl=kl, beta=beta, sigma=sigma)
+            batch = torch.stack((terms.loss, terms.reconstruction, terms.kl)).double().sum(dim=1)
+            totals += batch.cpu()
+    loss, rec, kl_value = (totals / len(x)).tolist()
+    return {"loss": loss, "reconstruction": rec, "kl": kl_value}
+
+
+def reconstruction_errors(model: nn.Module, x: torch.Tensor, batch_size: int = 1000,
+                          y: torch.Tensor | None = None) -> np.ndarray:
+    """Per-image mean squared error (over pixels) of ``model.reconstruct(x)``, shape ``(N,)``.
+
+    ``reconstruct`` decodes the posterior mean, so the errors are deterministic: large ones
+    flag the images the model finds unusual (chapter 7's anomaly detection).
+    """
+    errors = []
+    with _inference(model) as device:
+        conditional = _conditional(model, y, "reconstruction_errors")
+        for start in range(0, len(x), batch_size):
+            xb = x[start:start + batch_size].to(device)
+            x_hat = model.reconstruct(xb, y[start:start + batch_size].to(device)) if conditional \
+                else model.reconstruct(xb)
+            errors.append((x_hat - xb).pow(2).flatten(1).mean(dim=1).cpu())
+    return torch.cat(errors).numpy() if errors else np.zeros(0, dtype=np.float32)
+
+
+def encode_means(model: nn.Module, x: torch.Tensor, batch_size: int = 1000,
+                 y: torch.Tensor | None = None) -> np.ndarray:
+    """The encoder's means ``mu`` for every image, shape ``(N, latent_dim)`` (for latent-space plots)."""
+    means = []
+    with _inference(model) as device:
+        conditional = _conditional(model, y, "encode_means")
+        for start in range(0, len(x), batch_size):
+            xb = x[start:start + batch_size].to(device)
+            mu, _ = model.encode(xb, y[start:start + batch_size].to(device)) if conditional \
+                else model.encode(xb)
+            means.append(mu.cpu())
+    if not means:
+        return np.zeros((0, int(model.latent_dim)), dtype=np.float32)
+    return torch.cat(means).numpy()
+
+
+def iwae_log_likelihood(model: nn.Module, x: torch.Tensor, k: int = 1000, batch_size: int = 32,
+                        chunk: int = 128, generator: torch.Generator | None = None) -> np.ndarray:
+    """Importance-weighted estimate of ``log p(x)`` per image, in nats (Burda et al., 2016).
+
+    With ``z_1..z_k ~ q(z|x)``::
+
+        log p(x) >= log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x)      (the IWAE bound)
+
+    computed as a log-mean-exp of ``log p(x|z) + log p(z) - log q(z|x)``.  k = 1 is the
+    single-sample ELBO; the bound rises towards ``log p(x)`` as k grows.  ``p(x|z)`` is the
+    Bernoulli likelihood of the decoder's logits, so ``x`` must be binary (threshold grey
+    levels first: ``(x > 0.5).float()``) and the number means something only for models trained
+    with ``reconstruction="bernoulli"``.
+
+    Work is bounded by ``batch_size`` images times ``chunk`` samples per decoder pass.  Pass a
+    ``generator`` (on the model's device) for reproducible draws.  Returns a float64 array ``(N,)``.
+    """
+    if getattr(model, "conditional", False):
+        raise ValueError("iwae_log_likelihood: conditional models are not supported "
+                         "(the bound would be log p(x | y))")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"iwae_log_likelihood: k must be a positive integer, got {k!r}")
+    if batch_size < 1 or chunk < 1:
+        raise ValueError(f"iwae_log_likelihood: batch_size and chunk must be positive, "
+                         f"got {batch_size} and {chunk}")
+    if x.numel() and not bool(((x == 0) | (x == 1)).all()):
+        raise ValueError("iwae_log_likelihood: x must be binary (0/1) for the Bernoulli likelihood; "
+                         "binarize it first, e.g. (x > 0.5).float(), as the model was trained")
+    results = []
+    with _inference(model) as device:
+        for start in range(0, len(x), batch_size):
+            xb = x[start:start + batch_size].to(device)
+            n = len(xb)
+            mu, logvar = model.encode(xb)
+            std = torch.exp(0.5 * logvar)
+            chunk_lse = []
+            for first in range(0, k, chunk):
+                m = min(chunk, k - first)
+                eps = torch.randn((m, *mu.shape), generator=generator, device=device, dtype=mu.dtype)
+                z = (mu + std * eps).reshape(m * n, -1)                  # sample-major: (m*n, L)
+                logits = model.decode_logits(z)
+                targets = xb.expand(m, *xb.shape).reshape(m * n, *xb.shape[1:])
+                log_px_z = -F.binary_cross_entropy_with_logits(logits, targets, reduction="none").flatten(1).sum(1)
+                log_pz = log_normal_pdf(z, 0.0, 0.0)
+                log_qz_x = log_normal_pdf(z, mu.repeat(m, 1), logvar.repeat(m, 1))
+                log_w = (log_px_z + log_pz - log_qz_x).view(m, n).double()
+                chunk_lse.append(torch.logsumexp(log_w, dim=0))          # (n,)
+            results.append((torch.logsumexp(torch.stack(chunk_lse), dim=0) - math.log(k)).cpu())
+    return torch.cat(results).numpy() if results else np.zeros(0, dtype=np.float64)

@@ -1,0 +1,138 @@
+"""Small helpers the chapters share: quick mode, a cache of trained models, run facts.
+
+- Quick mode (``VAE_COURSE_QUICK=1``, set by CI) shrinks epochs and training subsets so
+  every notebook executes in seconds under nbval; the committed outputs come from real runs.
+- :func:`trained` trains a recipe once and caches the checkpoint, keyed by recipe and
+  settings, so later chapters reuse the models earlier chapters trained.
+- :func:`describe_run` prints what a notebook ran on (dataset, epochs, hardware), because
+  every result in the book should say where it came from.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+QUICK_ENV = "VAE_COURSE_QUICK"
+
+
+def quick_mode() -> bool:
+    """True when ``VAE_COURSE_QUICK=1``: CI's fast mode, not meant for real results."""
+    return os.environ.get(QUICK_ENV, "") not in ("", "0")
+
+
+def pick(full, quick):
+    """``full`` normally, ``quick`` in quick mode: ``epochs = pick(30, 1)``."""
+    return quick if quick_mode() else full
+
+
+def checkpoint_cache_dir() -> Path:
+    """Where :func:`trained` keeps checkpoints (``$VAE_COURSE_CHECKPOINTS`` or the user cache)."""
+    if os.environ.get("VAE_COURSE_CHECKPOINTS"):
+        return Path(os.environ["VAE_COURSE_CHECKPOINTS"]).expanduser()
+    from .data import cache_dir
+    return cache_dir() / "checkpoints"
+
+
+def run_key(recipe: str, dataset: str, epochs: int, subset: int | None, seed: int,
+            overrides: dict) -> str:
+    """A readable, stable folder name for one training configuration."""
+    digest = hashlib.sha1(json.dumps(overrides, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    subset_part = f"-n{subset}" if subset else ""
+    quick_part = "-quick" if quick_mode() else ""
+    return f"{recipe}-{dataset}-e{epochs}{subset_part}-s{seed}-{digest}{quick_part}"
+
+
+def trained(recipe: str, *, dataset: str | None = None, epochs: int | None = None,
+            subset: int | None = None, seed: int = 0, device: str = "auto",
+            progress: bool = True, **overrides):
+    """Return ``(model, history)`` for a recipe, training it only if no cached run is complete.
+
+    In quick mode ``epochs`` and ``subset`` are capped (1 epoch, 2 000 images) and the run
+    is cached under a separate key, so quick results never stand in for real ones.
+    """
+    from .data import dataset_name
+    from .recipes import get_recipe
+    from .train import History, load_model, pick_device, train_recipe
+
+    spec = get_recipe(recipe)
+    dataset = dataset_name(dataset)
+    epochs = epochs or spec.epochs
+    if quick_mode():
+        epochs, subset = 1, min(subset or 2000, 2000)
+    out = checkpoint_cache_dir() / run_key(spec.name, dataset, epochs, subset, seed, overrides)
+    checkpoint = out / "checkpoint.pt"
+    dev = pick_device(device)
+    out.mkdir(parents=True, exist_ok=True)
+    with _exclusive(out / ".lock"):  # two notebooks asking for the same model: one trains, one waits
+        if checkpoint.exists():
+            model, ckpt = load_model(checkpoint, device=dev)
+            history = History.from_dict(ckpt["history"])
+            if len(history.epochs) >= epochs:
+                return model, history
+        return train_recipe(spec, dataset=dataset, epochs=epochs, subset=subset, device=dev, out=out,
+                            resume=checkpoint.exists(), seed=seed, progress=progress, **overrides)
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path):
+    """Hold an exclusive lock on ``lock_path`` (POSIX ``flock``; a no-op where unavailable)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no concurrent-training protection, everything else works
+        yield
+        return
+    with open(lock_path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def hardware() -> str:
+    """One line naming the device this notebook computes on."""
+    if torch.cuda.is_available():
+        return f"GPU {torch.cuda.get_device_name(0)}"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return f"Apple GPU (MPS) on {platform.machine()}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"CPU {cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+
+
+def describe_run(dataset: str | None = None, **settings) -> None:
+    """Print dataset, settings and hardware: the provenance of this notebook's results."""
+    from .data import dataset_name
+    parts = [f"dataset: {dataset_name(dataset)}"]
+    parts += [f"{k}: {v}" for k, v in settings.items()]
+    parts.append(f"hardware: {hardware()}")
+    parts.append(f"torch {torch.__version__}")
+    if quick_mode():
+        parts.append("QUICK MODE (CI): tiny runs, numbers are not meaningful")
+    print("\n".join(parts))
+
+
+def glue(name: str, value, display: bool = True):
+    """``myst_nb.glue`` when available (so prose can cite computed numbers), else just show it."""
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        value = value.item()  # numpy/torch scalars: myst-nb stores a plain number, not "np.float64(...)"
+    try:
+        from myst_nb import glue as _glue
+    except ImportError:  # e.g. Colab: nothing to glue into, so show the value
+        if display:
+            print(f"{name} = {value}")
+        return value
+    _glue(name, value, display=display)
+    return value

@@ -1,0 +1,675 @@
+"""The course's figures: image grids, reconstructions, latent spaces and loss curves.
+
+Every function takes numpy arrays or torch tensors (on any device; they are detached and
+moved to the CPU here) and returns a :class:`matplotlib.figure.Figure` with a title and
+labelled axes, so a notebook cell can show it and a script can ``fig.savefig`` it.
+Images are drawn with the ``gray`` colormap on a fixed ``[0, 1]`` scale, so a faint
+reconstruction *looks* faint instead of being stretched to full contrast.
+
+The grid maths lives in :func:`tile` (MATLAB's ``imtile``); torchvision is not needed.
+Two training callbacks, :class:`LiveLossPlot` and :class:`SampleSnapshots`, plug into
+``train.fit(callbacks=...)``.
+"""
+from __future__ import annotations
+
+import io
+import math
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from statistics import NormalDist
+from typing import Any, Iterator, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
+
+IMAGE_STYLE = dict(cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+BOOK_WIDTH = 8.0  # inches: figures are sized to fill the book's text column
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _to_numpy(values: Any) -> np.ndarray:
+    """Tensor (any device, maybe requiring grad) or array-like -> numpy array."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu()
+        if values.is_floating_point() and values.dtype != torch.float64:
+            values = values.float()  # bf16/fp16 have no numpy equivalent
+        return values.numpy()
+    return np.asarray(values)
+
+
+def _as_images(images: Any) -> np.ndarray:
+    """Images in any of the course's layouts -> float32 ``(N, H, W)`` in [0, 1].
+
+    Accepts ``(N, 1, H, W)`` (the course convention), ``(N, H, W, 1)``, ``(N, H, W)`` or
+    one ``(H, W)`` image; uint8 images are scaled by 1/255.
+    """
+    array = _to_numpy(images)
+    if array.dtype == np.uint8:
+        array = array.astype(np.float32) / 255.0
+    array = array.astype(np.float32, copy=False)
+    if array.ndim == 2:
+        array = array[None]
+    elif array.ndim == 4:
+        if array.shape[1] == 1:
+            array = array[:, 0]
+        elif array.shape[3] == 1:
+            array = array[..., 0]
+        else:
+            raise ValueError(f"images must be grayscale (N, 1, H, W); got shape {tuple(array.shape)} "
+                             "with more than one channel")
+    elif array.ndim != 3:
+        raise ValueError(f"images must have shape (N, 1, H, W), (N, H, W) or (H, W); "
+                         f"got {tuple(array.shape)}")
+    if len(array) == 0:
+        raise ValueError("images is empty: nothing to draw")
+    return np.clip(array, 0.0, 1.0)
+
+
+def _model_device(model: torch.nn.Module) -> torch.device:
+    """The device of the model's parameters (CPU for a parameter-free model)."""
+    try:
+        return next(model.parameters()).device
+    except StopIteration:
+        return torch.device("cpu")
+
+
+@contextmanager
+def _inference(model: torch.nn.Module) -> Iterator[None]:
+    """eval mode + no_grad for drawing, then the model's previous train/eval mode back."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
+
+
+def _class_labels(model: torch.nn.Module, n: int, label: int | None, caller: str
+                  ) -> tuple[torch.Tensor, ...]:
+    """Extra decode/encode arguments: ``(y,)`` for a conditional model (``model.conditional``,
+    whose methods take labels), ``()`` for an ordinary one."""
+    if not getattr(model, "conditional", False):
+        if label is not None:
+            raise ValueError(f"{caller}: label={label} is only for conditional models; "
+                             f"this {type(model).__name__} takes no labels")
+        return ()
+    if label is None:
+        raise ValueError(f"{caller}: {type(model).__name__} is conditional, so say which class "
+                         f"to draw, e.g. {caller}(model, ..., label=3)")
+    return (torch.full((n,), int(label), dtype=torch.long, device=_model_device(model)),)
+
+
+@contextmanager
+def _atomic_target(path: str | os.PathLike, suffix: str, what: str) -> Iterator[Path]:
+    """Yield a temp file next to ``path`` (same suffix, so writers pick the format), then
+    ``os.replace`` it into place: a reader never sees half a file."""
+    path = Path(path)
+    if path.suffix.lower() != suffix:
+        raise ValueError(f"{what}: path {str(path)!r} must end in {suffix!r} "
+                         f"(this function writes {suffix[1:].upper()} files)")
+    if path.is_dir():
+        raise IsADirectoryError(f"{what}: {str(path)!r} is a directory; give a file name "
+                                f"ending in {suffix!r}")
+    parent = path.parent
+    if not parent.is_dir():
+        raise FileNotFoundError(f"{what}: cannot write {str(path)!r} because the folder "
+                                f"{str(parent)!r} does not exist; create it first "
+                                f"(Path({str(parent)!r}).mkdir(parents=True))")
+    # Not mkstemp: its 0600 mode would survive the rename. The pid keeps parallel writers apart.
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _new_axes(ax, figsize: tuple[float, float]):
+    """(figure, axes): a fresh constrained-layout figure, or the caller's axes."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+        return fig, ax
+    return ax.figure, ax
+
+
+def _grid_figsize(height_px: int, width_px: int, max_width: float = BOOK_WIDTH,
+                  max_height: float = 7.0) -> tuple[float, float]:
+    """A figure size that keeps an image grid's aspect, with room for titles and labels."""
+    aspect = height_px / width_px
+    width = min(max_width, max_height / aspect)
+    return width, width * aspect + 0.9
+
+
+def _hide_ticks(ax) -> None:
+    """Image axes keep their labels (which say what rows/columns are) but lose pixel ticks."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+# --------------------------------------------------------------------------- image grids
+
+def tile(images: Any, ncols: int | None = None, padding: int = 1,
+         pad_value: float = 1.0) -> np.ndarray:
+    """Lay images out in a grid, row by row (MATLAB's ``imtile``).
+
+    ``ncols`` defaults to ``ceil(sqrt(N))``. ``padding`` pixels of ``pad_value`` separate
+    the images and surround the grid, so the result has shape
+    ``(rows*(H+padding)+padding, ncols*(W+padding)+padding)``; image ``k`` has its top-left
+    corner at ``(padding + (k // ncols)*(H+padding), padding + (k % ncols)*(W+padding))``.
+    Unused cells of the last row are ``pad_value``.
+    """
+    stack = _as_images(images)
+    n, height, width = stack.shape
+    if ncols is None:
+        ncols = math.ceil(math.sqrt(n))
+    if ncols < 1:
+        raise ValueError(f"ncols must be a positive number of columns; got {ncols}")
+    if padding < 0:
+        raise ValueError(f"padding must be >= 0 pixels; got {padding}")
+    nrows = math.ceil(n / ncols)
+    grid = np.full((nrows * (height + padding) + padding, ncols * (width + padding) + padding),
+                   pad_value, dtype=np.float32)
+    for k, image in enumerate(stack):
+        top = padding + (k // ncols) * (height + padding)
+        left = padding + (k % ncols) * (width + padding)
+        grid[top:top + height, left:left + width] = image
+    return grid
+
+
+def image_tile(images: Any, ncols: int | None = None, title: str = "Images",
+               ax=None) -> Figure:
+    """Show images as one grid (read left to right, top to bottom)."""
+    grid = tile(images, ncols)
+    n = len(_as_images(images))
+    fig, ax = _new_axes(ax, _grid_figsize(*grid.shape, max_height=6.0))
+    ax.imshow(grid, **IMAGE_STYLE)
+    _hide_ticks(ax)
+    ax.set_title(title)
+    ax.set_xlabel(f"{n} images, read left to right, top to bottom")
+    return fig
+
+
+def save_image_grid(images: Any, path: str | os.PathLike, ncols: int | None = None,
+                    scale: int = 2) -> Path:
+    """Write images as one PNG grid, upscaled ``scale``× (nearest neighbour, so pixels stay
+    sharp). The file is written to a temp name and renamed, so it is never half-written."""
+    from PIL import Image
+
+    if int(scale) != scale or scale < 1:
+        raise ValueError(f"scale must be a positive whole number; got {scale}")
+    grid = tile(images, ncols)
+    pixels = np.round(grid * 255.0).astype(np.uint8)
+    picture = Image.fromarray(pixels)  # 2-D uint8 -> 8-bit grayscale
+    if scale != 1:
+        picture = picture.resize((picture.width * int(scale), picture.height * int(scale)),
+                                 Image.Resampling.NEAREST)
+    path = Path(path)
+    with _atomic_target(path, ".png", "save_image_grid") as tmp:
+        picture.save(tmp, format="PNG")
+    return path
+
+
+def reconstructions_by_class(originals: Any, reconstructions: Any, labels: Any,
+                             class_names: Sequence[str], per_class: int = 1,
+                             title: str = "Originals and their reconstructions, by class",
+                             ax=None) -> Figure:
+    """One row per class: the first ``per_class`` images of that class, each followed by
+    its reconstruction. A class without images gets an empty row marked "(none)"."""
+    originals = _as_images(originals)
+    reconstructions = _as_images(reconstructions)
+    labels = _to_numpy(labels).reshape(-1)
+    if not (len(originals) == len(reconstructions) == len(labels)):
+        raise ValueError(f"originals, reconstructions and labels must have the same length; got "
+                         f"{len(originals)}, {len(reconstructions)} and {len(labels)}")
+    if per_class < 1:
+        raise ValueError(f"per_class must be >= 1; got {per_class}")
+    height, width = originals.shape[1:]
+    blank = np.ones((height, width), dtype=np.float32)
+    cells, row_names = [], []
+    for c, name in enumerate(class_names):
+        chosen = np.flatnonzero(labels == c)[:per_class]
+        row_names.append(name if len(chosen) else f"{name} (none)")
+        for j in range(per_class):
+            if j < len(chosen):
+                cells += [originals[chosen[j]], reconstructions[chosen[j]]]
+            else:
+                cells += [blank, blank]
+    ncols = 2 * per_class
+    grid = tile(np.stack(cells), ncols=ncols)
+    nrows = len(class_names)
+
+    image_height = min(7.5, 0.6 * nrows)  # inches for the grid itself
+    image_width = min(BOOK_WIDTH - 2.0, image_height * grid.shape[1] / grid.shape[0])
+    fig, ax = _new_axes(ax, (max(5.0, image_width + 2.0), image_height + 1.6))
+    ax.imshow(grid, **IMAGE_STYLE)
+    step_y, step_x = height + 1, width + 1
+    ax.set_yticks([1 + r * step_y + height / 2 - 0.5 for r in range(nrows)], row_names)
+    ax.set_xticks([1 + k * step_x + width / 2 - 0.5 for k in range(ncols)],
+                  ["original", "reconstruction"] * per_class,
+                  rotation=40, ha="right", rotation_mode="anchor")
+    ax.tick_params(length=0)
+    ax.set_ylabel("class")
+    ax.set_xlabel("each original followed by its reconstruction")
+    ax.set_title(title)
+    return fig
+
+
+# --------------------------------------------------------------------------- error and latent plots
+
+def error_histogram(errors: Any, bins: int = 50,
+                    title: str = "Per-image reconstruction error", ax=None) -> Figure:
+    """Histogram of per-image reconstruction MSE with the median and mean marked: the long
+    right tail is where the model struggles, and the mean is pulled into it."""
+    errors = _to_numpy(errors).astype(np.float64).reshape(-1)
+    errors = errors[np.isfinite(errors)]
+    if errors.size == 0:
+        raise ValueError("errors has no finite values to plot")
+    fig, ax = _new_axes(ax, (BOOK_WIDTH, 4.0))
+    ax.hist(errors, bins=bins, color="tab:blue", alpha=0.75)
+    median, mean = float(np.median(errors)), float(errors.mean())
+    ax.axvline(median, color="black", linestyle="-", linewidth=1.5, label=f"median {median:.4g}")
+    ax.axvline(mean, color="tab:red", linestyle="--", linewidth=1.5, label=f"mean {mean:.4g}")
+    ax.set_xlabel("reconstruction MSE per image (mean over pixels)")
+    ax.set_ylabel("number of images")
+    ax.set_title(f"{title} ({errors.size} images)")
+    ax.legend()
+    return fig
+
+
+def _pca_2d(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Project onto the top two principal components: (projected (N, 2), variance share (2,))."""
+    centred = points - points.mean(axis=0, keepdims=True)
+    _, singular, vt = np.linalg.svd(centred, full_matrices=False)
+    variance = singular ** 2
+    share = variance / variance.sum() if variance.sum() > 0 else np.zeros_like(variance)
+    return centred @ vt[:2].T, share[:2]
+
+
+def latent_scatter(means: Any, labels: Any, class_names: Sequence[str] | None = None,
+                   title: str = "Posterior means of the test images", ax=None,
+                   point_size: float = 4.0, alpha: float = 0.6) -> Figure:
+    """Scatter of the encoder's means coloured by class. A latent space wider than 2 is
+    projected onto its first two principal components (the axis labels say how much
+    variance each keeps), so a 2-D picture never silently hides dimensions."""
+    means = _to_numpy(means).astype(np.float64)
+    if means.ndim != 2:
+        raise ValueError(f"means must have shape (N, latent_dim); got {tuple(means.shape)}")
+    labels = _to_numpy(labels).reshape(-1)
+    if len(labels) != len(means):
+        raise ValueError(f"labels has {len(labels)} entries but means has {len(means)} rows")
+    latent_dim = means.shape[1]
+    classes = np.unique(labels)
+    if class_names is None:
+        class_names = [str(c) for c in range(int(classes.max()) + 1)]
+
+    fig, ax = _new_axes(ax, (BOOK_WIDTH, 5.5))
+    if latent_dim > 2:
+        points, share = _pca_2d(means)
+        xlabel, ylabel = (f"PC 1 ({100 * share[0]:.0f}% var)", f"PC 2 ({100 * share[1]:.0f}% var)")
+        title = f"{title} (PCA of {latent_dim}-D latent)"
+    elif latent_dim == 2:
+        points, (xlabel, ylabel) = means, ("z₁", "z₂")
+    elif latent_dim == 1:  # a 1-D latent: spread the classes out vertically instead
+        points = np.column_stack([means[:, 0], labels.astype(np.float64)])
+        xlabel, ylabel = "z₁", "class"
+        ax.set_yticks(range(len(class_names)), class_names)
+    else:
+        raise ValueError("means has 0 latent dimensions; expected (N, latent_dim >= 1)")
+
+    colours = plt.get_cmap("tab10" if len(class_names) <= 10 else "tab20")
+    for c in classes:
+        mask = labels == c
+        name = class_names[int(c)] if int(c) < len(class_names) else str(c)
+        ax.scatter(points[mask, 0], points[mask, 1], s=point_size, alpha=alpha,
+                   color=colours(int(c) % colours.N), label=name, rasterized=True)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(title="class", loc="center left", bbox_to_anchor=(1.01, 0.5), markerscale=3,
+              frameon=False)
+    return fig
+
+
+def latent_manifold(model: torch.nn.Module, n: int = 15, span: tuple[float, float] = (0.05, 0.95),
+                    title: str | None = None, ax=None, label: int | None = None) -> Figure:
+    """Decode an ``n × n`` grid of latent points placed at standard-normal quantiles
+    ``span[0]..span[1]``: equal steps in probability under the prior, so the grid covers
+    where the prior puts its mass (the Keras/TF "manifold" figure). 2-D latents only;
+    a conditional model also needs the class ``label`` to decode."""
+    latent_dim = getattr(model, "latent_dim", None)
+    if latent_dim != 2:
+        raise ValueError(f"latent_manifold draws a 2-D latent grid, but this model has "
+                         f"latent_dim={latent_dim}; train a latent-2 recipe (tf-cvae or "
+                         f"pytorch-mlp) or use latent_scatter, which projects with PCA")
+    low, high = span
+    if not 0.0 < low < high < 1.0:
+        raise ValueError(f"span must be quantiles with 0 < low < high < 1; got {span}")
+    normal = NormalDist()
+    values = [normal.inv_cdf(p) for p in np.linspace(low, high, n)]
+    # Row r shows z₂ = values[n-1-r] so that "up" on the page is larger z₂, like a plot.
+    grid_z = [[z1, z2] for z2 in reversed(values) for z1 in values]
+    z = torch.tensor(grid_z, dtype=torch.float32, device=_model_device(model))
+    with _inference(model):
+        decoded = model.decode(z, *_class_labels(model, len(z), label, "latent_manifold"))
+    images = _as_images(decoded)
+    height, width = images.shape[1:]
+    grid = tile(images, ncols=n, padding=0)
+
+    fig, ax = _new_axes(ax, (6.5, 6.8))
+    ax.imshow(grid, **IMAGE_STYLE)
+    centres_x = [k * width + width / 2 - 0.5 for k in range(n)]
+    centres_y = [k * height + height / 2 - 0.5 for k in range(n)]
+    labels = [f"{round(v, 2) + 0.0:.2f}" for v in values]  # + 0.0 turns -0.00 into 0.00
+    ax.set_xticks(centres_x, labels, rotation=90, fontsize=8)
+    ax.set_yticks(centres_y, labels[::-1], fontsize=8)
+    ax.set_xlabel("z₁")
+    ax.set_ylabel("z₂")
+    ax.set_title(title or f"Decoded {n}×{n} latent grid at standard-normal quantiles "
+                          f"{100 * low:.0f}%–{100 * high:.0f}%"
+                          + (f", class {label}" if label is not None else ""))
+    return fig
+
+
+def _interpolate(model: torch.nn.Module, x_a: Any, x_b: Any, steps: int,
+                 label: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(alphas, decoded images) along the straight line between the posterior means."""
+    if steps < 2:
+        raise ValueError(f"steps must be >= 2 (both endpoints); got {steps}")
+    device = _model_device(model)
+
+    def as_batch(x: Any) -> torch.Tensor:
+        x = torch.as_tensor(_to_numpy(x), dtype=torch.float32)
+        return x.reshape(1, 1, *x.shape[-2:]).to(device)
+
+    alphas = np.linspace(0.0, 1.0, steps)
+    with _inference(model):
+        one = _class_labels(model, 1, label, "interpolation_strip")
+        mu_a, _ = model.encode(as_batch(x_a), *one)
+        mu_b, _ = model.encode(as_batch(x_b), *one)
+        weights = torch.tensor(alphas, dtype=mu_a.dtype, device=device)[:, None]
+        z = (1 - weights) * mu_a + weights * mu_b
+        decoded = model.decode(z, *_class_labels(model, steps, label, "interpolation_strip"))
+    return alphas, _as_images(decoded)
+
+
+def interpolation_strip(model: torch.nn.Module, x_a: Any, x_b: Any, steps: int = 10,
+                        show_inputs: bool = True,
+                        title: str = "Decoding the straight line between two posterior means",
+                        label: int | None = None) -> Figure:
+    """Decode ``z = (1-α)·μ_a + α·μ_b`` for ``steps`` values of α from 0 to 1.
+
+    With ``show_inputs`` the two input images frame the strip, so the reader can see how
+    much the endpoints (``decode(μ)``) already differ from the data. A conditional model
+    encodes and decodes everything as class ``label``.
+    """
+    alphas, decoded = _interpolate(model, x_a, x_b, steps, label)
+    panels = [(img, f"α={a:.2f}") for a, img in zip(alphas, decoded)]
+    if show_inputs:
+        panels = [(_as_images(x_a)[0], "input A")] + panels + [(_as_images(x_b)[0], "input B")]
+    width = min(BOOK_WIDTH, 0.8 * len(panels))
+    fig, axes = plt.subplots(1, len(panels), figsize=(width, width / len(panels) + 0.85),
+                             layout="constrained", squeeze=False)
+    for ax, (image, label) in zip(axes[0], panels):
+        ax.imshow(image, **IMAGE_STYLE)
+        _hide_ticks(ax)
+        ax.set_title(label, fontsize=8)
+    if show_inputs:  # set the inputs apart from the decoded images
+        for ax in (axes[0][0], axes[0][-1]):
+            for spine in ax.spines.values():
+                spine.set_edgecolor("tab:red")
+                spine.set_linewidth(1.5)
+    fig.suptitle(title)
+    fig.supxlabel("α: 0 = decode(mean of A), 1 = decode(mean of B)"
+                  + ("; red frames are the inputs" if show_inputs else ""), fontsize=9)
+    return fig
+
+
+# --------------------------------------------------------------------------- loss curves
+
+def _history_parts(history: Any) -> tuple[list[float], list[dict]]:
+    """(iteration_loss, epochs) from a History or its ``to_dict()``."""
+    if isinstance(history, dict):
+        return list(history.get("iteration_loss", [])), list(history.get("epochs", []))
+    return list(getattr(history, "iteration_loss", [])), list(getattr(history, "epochs", []))
+
+
+def _moving_average(values: np.ndarray, window: int) -> np.ndarray:
+    """Trailing mean over ``window`` values (entry i averages values[i-window+1..i])."""
+    cumulative = np.cumsum(np.insert(values, 0, 0.0))
+    return (cumulative[window:] - cumulative[:-window]) / window
+
+
+def _draw_loss_curve(ax, iteration_loss: Sequence[float], epochs: Sequence[dict], log: bool,
+                     title: str, ylabel: str, iterations_per_epoch: float | None = None) -> None:
+    losses = np.asarray(iteration_loss, dtype=np.float64)
+    n = len(losses)
+    iterations = np.arange(1, n + 1)
+    plotted: list[np.ndarray] = []
+    if n:
+        ax.plot(iterations, losses, color="tab:blue", alpha=0.25, linewidth=0.8,
+                label="per iteration")
+        plotted.append(losses)
+        window = max(1, min(100, n // 10))
+        if window > 1:
+            ax.plot(iterations[window - 1:], _moving_average(losses, window), color="tab:blue",
+                    linewidth=1.8, label=f"moving average ({window} iterations)")
+
+    per_epoch = iterations_per_epoch or (n / len(epochs) if (n and epochs) else None)
+    boundaries = np.array([(i + 1) * per_epoch if per_epoch else i + 1 for i in range(len(epochs))])
+    for key, style, label in (("test_loss", dict(color="tab:orange", marker="o"), "test (end of epoch)"),
+                              ("train_loss", dict(color="black", marker="s", markerfacecolor="none",
+                                                  linestyle=":"), "train (epoch mean)")):
+        values = [e.get(key) for e in epochs]
+        keep = [i for i, v in enumerate(values) if v is not None and np.isfinite(v)]
+        if keep and (key == "test_loss" or not n):  # the epoch mean only when no iterations
+            ys = np.array([values[i] for i in keep], dtype=np.float64)
+            ax.plot(boundaries[keep], ys, linewidth=1.5, label=label, **style)
+            plotted.append(ys)
+
+    if per_epoch:
+        ax.secondary_xaxis("top", functions=(lambda it: it / per_epoch,
+                                             lambda ep: ep * per_epoch)).set_xlabel("epoch")
+        ax.set_xlabel("iteration")
+    else:
+        ax.set_xlabel("iteration" if n else "epoch")
+    if log and plotted:
+        low = min(float(np.min(p)) for p in plotted)
+        ax.set_yscale("log" if low > 0 else "symlog")
+        if low > 0 and max(float(np.max(p)) for p in plotted) < 10 * low:
+            # Less than a decade: label the minor ticks plainly instead of "3×10²".
+            plain = FuncFormatter(lambda value, _: f"{value:g}")
+            ax.yaxis.set_major_formatter(plain)
+            ax.yaxis.set_minor_formatter(plain)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    if plotted:
+        ax.legend(loc="upper right")
+
+
+def loss_curve(history: Any, ax=None, log: bool = False, title: str = "Training loss",
+               ylabel: str = "loss (nats/image)",
+               iterations_per_epoch: int | None = None) -> Figure:
+    """Loss per iteration (light), its moving average, and the test loss at the end of each
+    epoch, from a ``train.History`` (or its ``to_dict()``).
+
+    Epoch ends are placed at multiples of ``iterations_per_epoch``; by default it is
+    inferred as iterations / completed epochs, which is right for a finished run.
+    """
+    iteration_loss, epochs = _history_parts(history)
+    fig, ax = _new_axes(ax, (BOOK_WIDTH, 4.0))
+    _draw_loss_curve(ax, iteration_loss, epochs, log, title, ylabel, iterations_per_epoch)
+    return fig
+
+
+def _in_notebook() -> bool:
+    """True inside a Jupyter kernel (notebook, lab, Colab), where rich output can be shown."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+class LiveLossPlot:
+    """``fit`` callback that redraws the loss curve while training, like MATLAB's
+    training-progress window. In a notebook the same output cell is updated in place
+    (an IPython display handle, so no flicker); elsewhere it only records the losses,
+    and ``.figure`` gives the final static figure."""
+
+    def __init__(self, every: int = 20, log: bool = False, title: str = "Training loss",
+                 ylabel: str = "loss (nats/image)") -> None:
+        if every < 1:
+            raise ValueError(f"every must be >= 1 iteration; got {every}")
+        self.every, self.log, self.title, self.ylabel = every, log, title, ylabel
+        self.iterations: list[int] = []
+        self.losses: list[float] = []
+        self.history: Any = None
+        self.iterations_per_epoch: int | None = None  # from the trainer's state, when it says
+        self.live = _in_notebook()
+        self._figure: Figure | None = None
+        self._handle = None
+
+    # ---- callback hooks
+    def _remember(self, state: Any) -> None:
+        self.history = getattr(state, "history", self.history)
+        self.iterations_per_epoch = getattr(state, "iterations_per_epoch",
+                                            self.iterations_per_epoch)
+
+    def on_iteration(self, state: Any) -> None:
+        self._remember(state)
+        loss = getattr(state, "loss", None)
+        if loss is not None:
+            self.losses.append(float(loss))
+            self.iterations.append(int(getattr(state, "iteration", len(self.losses))))
+        if self.live and len(self.losses) % self.every == 0:
+            self._show()
+
+    def on_epoch_end(self, state: Any) -> None:
+        self._remember(state)  # state.loss here is the epoch mean, not an iteration's loss
+        if self.live:
+            self._show()
+
+    # ---- drawing
+    def _data(self) -> tuple[list[float], list[dict]]:
+        """Prefer the trainer's History (complete after a resume); fall back to our record."""
+        iteration_loss, epochs = _history_parts(self.history) if self.history is not None else ([], [])
+        if len(iteration_loss) < len(self.losses):
+            iteration_loss = self.losses
+        return iteration_loss, epochs
+
+    def _redraw(self) -> Figure:
+        if self._figure is None:
+            self._figure, _ = plt.subplots(figsize=(BOOK_WIDTH, 4.0), layout="constrained")
+            plt.close(self._figure)  # keep pyplot from showing a second copy at cell end
+        self._figure.clear()
+        ax = self._figure.add_subplot()
+        _draw_loss_curve(ax, *self._data(), self.log, self.title, self.ylabel,
+                         self.iterations_per_epoch)
+        return self._figure
+
+    def _show(self) -> None:
+        from IPython.display import Image, display
+
+        buffer = io.BytesIO()
+        self._redraw().savefig(buffer, format="png", dpi=100)
+        picture = Image(data=buffer.getvalue(), format="png")
+        if self._handle is None:
+            self._handle = display(picture, display_id=True)
+        else:
+            self._handle.update(picture)
+
+    @property
+    def figure(self) -> Figure:
+        """The loss curve with everything recorded so far, as a static figure."""
+        return self._redraw()
+
+
+# --------------------------------------------------------------------------- samples during training
+
+class SampleSnapshots:
+    """``fit`` callback that decodes the same ``n`` latent points after every epoch, so
+    the frames show one set of samples sharpening as training goes on.
+
+    ``frames`` holds one uint8 grid per epoch and ``titles`` the matching "epoch k";
+    pass both to :func:`save_training_animation`. For a conditional model the samples
+    cycle through the classes 0, 1, 2, ...
+    """
+
+    def __init__(self, n: int = 16, seed: int = 0, ncols: int | None = None) -> None:
+        self.n, self.seed, self.ncols = n, seed, ncols
+        self.z: torch.Tensor | None = None
+        self.frames: list[np.ndarray] = []
+        self.epochs: list[int] = []
+
+    def fixed_z(self, latent_dim: int, device: torch.device) -> torch.Tensor:
+        """The seeded latent points (drawn on the CPU, so every device decodes the same z)."""
+        if self.z is None or self.z.shape[1] != latent_dim:
+            generator = torch.Generator().manual_seed(self.seed)
+            self.z = torch.randn(self.n, latent_dim, generator=generator)
+        return self.z.to(device)
+
+    def on_epoch_end(self, state: Any) -> None:
+        model = state.model
+        z = self.fixed_z(int(model.latent_dim), _model_device(model))
+        extra = ()
+        if getattr(model, "conditional", False):  # cycle through the classes, like model.sample
+            extra = (torch.arange(len(z), device=z.device) % int(model.num_classes),)
+        with _inference(model):
+            images = model.decode(z, *extra)
+        grid = tile(images, ncols=self.ncols)
+        self.frames.append(np.round(grid * 255.0).astype(np.uint8))
+        self.epochs.append(int(getattr(state, "epoch", len(self.frames))))
+
+    @property
+    def titles(self) -> list[str]:
+        return [f"epoch {e}" for e in self.epochs]
+
+
+def save_training_animation(frames: Sequence[Any], path: str | os.PathLike, fps: float = 2,
+                            titles: Sequence[str] | None = None) -> Path:
+    """Write frames (2-D grids such as ``SampleSnapshots.frames``, or image batches, which
+    are tiled) to an animated GIF with matplotlib's PillowWriter; each frame is titled
+    (default "epoch 1", "epoch 2", ...). Written to a temp file and renamed."""
+    from matplotlib.animation import PillowWriter
+
+    grids = []
+    for frame in frames:
+        array = _to_numpy(frame)
+        grids.append(_as_images(array)[0] if array.ndim == 2 else tile(array))
+    if not grids:
+        raise ValueError("frames is empty: nothing to animate (did SampleSnapshots run for an epoch?)")
+    if titles is None:
+        titles = [f"epoch {k}" for k in range(1, len(grids) + 1)]
+    if len(titles) != len(grids):
+        raise ValueError(f"got {len(titles)} titles for {len(grids)} frames")
+    if fps <= 0:
+        raise ValueError(f"fps must be > 0; got {fps}")
+
+    height, width = grids[0].shape
+    fig, ax = plt.subplots(figsize=(4.0, 4.0 * height / width + 0.3), layout="constrained")
+    try:
+        picture = ax.imshow(grids[0], **IMAGE_STYLE)
+        ax.set_axis_off()
+        heading = ax.set_title(titles[0])
+        writer = PillowWriter(fps=fps)
+        with _atomic_target(path, ".gif", "save_training_animation") as tmp:
+            with writer.saving(fig, str(tmp), dpi=100):
+                for grid, text in zip(grids, titles):
+                    if grid.shape != (height, width):
+                        raise ValueError(f"all frames must have the same size; got {grid.shape} "
+                                         f"after {(height, width)}")
+                    picture.set_data(grid)
+                    heading.set_text(text)
+                    writer.grab_frame()
+    finally:
+        plt.close(fig)
+    return Path(path)
