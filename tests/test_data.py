@@ -437,3 +437,5 @@ def test_batches_validates_its_arguments():
         Batches(x * 255, binarize="dynamic")
     with pytest.raises(ValueError, match="non-empty tensor"):
         Batches(x[:0])
+    with pytest.raises(TypeError, match=r"Batches\(x, batch_size=128\)"):
+        Batches(x, 128)  # the batch size passed where the labels go

@@ -439,9 +439,12 @@ class Batches:
     ``drop_last=True`` skips the final partial batch, as MATLAB's minibatchqueue does.
     """
 
-    def __init__(self, x: torch.Tensor, y: Optional[torch.Tensor] = None, batch_size: int = 128,
+    def __init__(self, x: torch.Tensor, y: Optional[torch.Tensor] = None, *, batch_size: int = 128,
                  shuffle: bool = True, drop_last: bool = False, binarize: str = "none",
                  seed: int = 0) -> None:
+        if y is not None and not isinstance(y, torch.Tensor):
+            raise TypeError(f"y must be a tensor of labels (or None), got {type(y).__name__} {y!r}; "
+                            f"pass the batch size by name: Batches(x, batch_size={y!r})")
         if not isinstance(x, torch.Tensor) or x.ndim == 0 or len(x) == 0:
             raise ValueError("x must be a non-empty tensor with examples along the first dimension")
         if y is not None and (len(y) != len(x) or y.device != x.device):

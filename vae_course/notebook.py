@@ -50,11 +50,13 @@ def run_key(recipe: str, dataset: str, epochs: int, subset: int | None, seed: in
 
 def trained(recipe: str, *, dataset: str | None = None, epochs: int | None = None,
             subset: int | None = None, seed: int = 0, device: str = "auto",
-            progress: bool = True, **overrides):
+            progress: bool = True, callbacks=(), **overrides):
     """Return ``(model, history)`` for a recipe, training it only if no cached run is complete.
 
     In quick mode ``epochs`` and ``subset`` are capped (1 epoch, 2 000 images) and the run
     is cached under a separate key, so quick results never stand in for real ones.
+    ``overrides`` (recipe changes such as ``beta=4``) are part of the cache key;
+    ``callbacks`` are not (they watch a run without changing it) and only run when training.
     """
     from .data import dataset_name
     from .recipes import get_recipe
@@ -76,7 +78,8 @@ def trained(recipe: str, *, dataset: str | None = None, epochs: int | None = Non
             if len(history.epochs) >= epochs:
                 return model, history
         return train_recipe(spec, dataset=dataset, epochs=epochs, subset=subset, device=dev, out=out,
-                            resume=checkpoint.exists(), seed=seed, progress=progress, **overrides)
+                            resume=checkpoint.exists(), seed=seed, progress=progress,
+                            callbacks=callbacks, **overrides)
 
 
 @contextlib.contextmanager
