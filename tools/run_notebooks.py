@@ -2,13 +2,14 @@
 
 The book build never executes notebooks (``execute_notebooks: off`` in ``_config.yml``):
 what readers see is what this script stored. It runs every ``notebooks/*.ipynb`` (or the
-ones named on the command line) top to bottom with the ``python3`` kernel, no cell time
-limit and ``notebooks/`` as the working directory, exactly as a reader would, and with the
-real settings: quick mode (``VAE_COURSE_QUICK``) is switched off for the kernel.
+ones named on the command line), then the executed book pages ``book/*.ipynb`` (the results
+pages, which read ``benchmarks/results/``), top to bottom with the ``python3`` kernel, no
+cell time limit and the notebook's own folder as the working directory, exactly as a reader
+would, and with the real settings: quick mode (``VAE_COURSE_QUICK``) is switched off.
 
 Usage::
 
-    python tools/run_notebooks.py                       # all chapters
+    python tools/run_notebooks.py                       # all chapters and book pages
     python tools/run_notebooks.py notebooks/05_elbo.ipynb
 
 A notebook that raises stops the run with a non-zero exit and is left unchanged on disk.
@@ -36,7 +37,7 @@ def execute_in_place(path: Path) -> float:
         nb,
         kernel_name="python3",
         timeout=None,  # training chapters run for many minutes per cell
-        resources={"metadata": {"path": str(NOTEBOOKS)}},
+        resources={"metadata": {"path": str(path.parent)}},
     )
     start = time.perf_counter()
     client.execute()
@@ -56,9 +57,10 @@ def execute_in_place(path: Path) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=Path,
-                        help="notebooks to run (default: every notebooks/*.ipynb)")
+                        help="notebooks to run (default: every notebooks/*.ipynb, then book/*.ipynb)")
     args = parser.parse_args(argv)
-    paths = [p.resolve() for p in args.notebooks] or sorted(NOTEBOOKS.glob("*.ipynb"))
+    paths = ([p.resolve() for p in args.notebooks]
+             or sorted(NOTEBOOKS.glob("*.ipynb")) + sorted((REPO / "book").glob("*.ipynb")))
     missing = [p for p in paths if not p.is_file()]
     if missing:
         print(f"run_notebooks: no such notebook: {', '.join(map(str, missing))}", file=sys.stderr)
