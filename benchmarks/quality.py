@@ -346,7 +346,12 @@ def markdown_report(results: dict[str, Any]) -> str:
              "| recipe | epochs | own test loss (its source's loss) | reconstruction MSE | "
              "Fréchet distance | IWAE NLL (nats) | training time |",
              "|---|---:|---|---:|---:|---:|---:|"]
-    for name, r in results.get("recipes", {}).items():
+    rows = [(name, r) for name, r in results.get("recipes", {}).items()]
+    for name, scored in results.get("milestones", {}).items():
+        target = results.get("recipes", {}).get(name, {}).get("epochs")
+        rows += [(f"{name}, after {e} epochs{'' if target is None else f' of {target}'}", r)
+                 for e, r in sorted(scored.items(), key=lambda item: int(item[0]))]
+    for name, r in rows:
         iwae = r.get("iwae_nll_nats")
         iwae_text = f"{iwae['value']:.1f} (k={iwae['k']})" if iwae else "–"
         own = r["own_metric"]

@@ -6,6 +6,7 @@ write (``benchmarks/results/``), so a number on a page is always a number from a
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,13 @@ def load(pattern: str, folder: Path = RESULTS) -> tuple[Path, dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------- speed
+
+def short_shapes(text: str, keep: int = 3) -> str:
+    """``"[[128, 32, 28, 28], [64, 32, 3, 3], [], []]"`` -> ``"[128, 32, 28, 28], [64, 32, 3, 3]"``:
+    the first ``keep`` non-empty input shapes of a profiler row."""
+    shapes = [s for s in re.findall(r"\[([^\[\]]*)\]", text) if s.strip()]
+    return ", ".join(f"[{s}]" for s in shapes[:keep])
+
 
 def speed_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per (run, variant): recipe, variant, threads, s/epoch, images/s, GFLOP/s, speed-up."""

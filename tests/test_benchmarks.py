@@ -211,3 +211,19 @@ def test_speed_markdown_reports_every_variant_against_its_baseline():
     assert [r["variant"] for r in speed_rows(results)] == ["idiomatic", "engine"]
     assert "| matlab-2022 @ 128 | engine | 100.0 | 600 | 24.3 | 80 | 1.50x (1.40-1.60) vs idiomatic |" \
         in speed_markdown(results)
+
+
+def test_short_shapes_keeps_the_first_non_empty_input_shapes():
+    from benchmarks.report import short_shapes
+    assert short_shapes("[[128, 32, 28, 28], [64, 32, 3, 3], [], [], []]") == "[128, 32, 28, 28], [64, 32, 3, 3]"
+    assert short_shapes("[[1], [2], [3], [4]]", keep=2) == "[1], [2]"
+
+
+def test_quality_table_lists_the_course_milestones_under_the_full_runs():
+    from benchmarks.quality import markdown_report
+    results = {"settings": {"dataset": "fashion-mnist"}, "feature_net": {"test_accuracy": 0.9,
+                                                                        "frechet_distance_train_vs_test": 0.2},
+               **_quality()}
+    table = markdown_report(results).splitlines()
+    names = [line.split(" | ")[0].removeprefix("| ") for line in table if line.startswith("| ")][1:]
+    assert names == ["big", "cheap", "tiny", "course", "course, after 1 epochs of 30", "course, after 3 epochs of 30"]
