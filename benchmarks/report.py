@@ -52,13 +52,13 @@ def speed_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 def speed_markdown(results: dict[str, Any]) -> str:
     """A markdown table of every variant of every run, speed-ups against each run's baseline."""
-    lines = ["| run | variant | s / epoch | images / s | GFLOP/s | peak MiB | speed-up (range over rounds) |",
+    lines = ["| recipe, batch | variant | s / epoch | images / s | GFLOP/s | peak MiB | speed-up (range) |",
              "|---|---|---:|---:|---:|---:|---|"]
     for r in speed_rows(results):
         low, high = r["speedup_range"]
-        lines.append(f"| {r['recipe']} @ {r['batch_size']} | {r['variant']} | {r['s_per_epoch']:.1f} | "
-                     f"{r['images_per_s']:.0f} | {r['gflop_per_s']:.1f} | {r['peak_memory_mib']:.0f} | "
-                     f"{r['speedup']:.2f}x ({low:.2f}-{high:.2f}) vs {r['baseline']} |")
+        speedup = "baseline" if r["variant"] == r["baseline"] else f"{r['speedup']:.2f}x ({low:.2f}-{high:.2f})"
+        lines.append(f"| {r['recipe']}, {r['batch_size']} | {r['variant']} | {r['s_per_epoch']:.1f} | "
+                     f"{r['images_per_s']:.0f} | {r['gflop_per_s']:.1f} | {r['peak_memory_mib']:.0f} | {speedup} |")
     return "\n".join(lines)
 
 
