@@ -13,6 +13,7 @@ report gives medians and, per round, the ratio of the two times.
 A variant is ``idiomatic`` or ``engine`` plus options joined by ``+``: ``channels_last``,
 ``contiguous`` (channels_last off: ``engine+contiguous`` is the engine before it became
 ``fit``'s default on the CPU), ``bf16`` (bfloat16 autocast), ``compile`` (``torch.compile``),
+``cudagraphs`` (``torch.compile(mode="reduce-overhead")``, which replays CUDA graphs on a GPU),
 ``threads=N``.  Plain ``engine`` is ``fit`` with its defaults.  The first
 variant is the baseline of the speed-ups.
 
@@ -52,7 +53,7 @@ from vae_course.recipes import SOURCE_RECIPES, get_recipe
 from vae_course.train import fit, pick_device
 
 LOOPS = ("idiomatic", "engine")
-OPTIONS = ("channels_last", "bf16", "compile")
+OPTIONS = ("channels_last", "bf16", "compile", "cudagraphs")
 FULL_TRAIN_SET = 60_000  # images per epoch of MNIST and Fashion-MNIST
 
 
@@ -65,6 +66,7 @@ class Variant:
     channels_last: bool | None = None  # None: what fit does by default (on for conv models on the CPU)
     bf16: bool = False
     compile: bool = False
+    cudagraphs: bool = False  # torch.compile(mode="reduce-overhead"): CUDA graphs on a GPU
     threads: int | None = None
 
     @property
@@ -214,6 +216,11 @@ class Workload:
     seed: int = 0
 
 
+def compile_setting(variant: Variant) -> bool | str:
+    """What the variant passes as fit's ``compile``: a torch.compile mode for ``cudagraphs``."""
+    return "reduce-overhead" if variant.cudagraphs else variant.compile
+
+
 def run_once(variant: Variant, model: torch.nn.Module, work: Workload, compiled: dict,
              default_threads: int) -> dict[str, float | None]:
     """Train ``model`` from the workload's initial weights once; wall and CPU seconds, loss, memory."""
@@ -228,12 +235,13 @@ def run_once(variant: Variant, model: torch.nn.Module, work: Workload, compiled:
             history = fit(model, work.x, epochs=work.epochs, batch_size=r.batch_size, lr=r.lr,
                           reconstruction=r.reconstruction, kl=r.kl, beta=r.beta, sigma=r.sigma,
                           binarize=r.binarize, drop_last=r.drop_last, device=work.device,
-                          seed=work.seed, bf16=variant.bf16, compile=variant.compile,
+                          seed=work.seed, bf16=variant.bf16, compile=compile_setting(variant),
                           channels_last=variant.channels_last, progress=False)
             loss = history.epochs[-1]["train_loss"]
         else:
-            if variant.compile and variant not in compiled:
-                compiled[variant] = torch.compile(model)
+            if compile_setting(variant) and variant not in compiled:
+                mode = compile_setting(variant)
+                compiled[variant] = torch.compile(model, mode=None if mode is True else mode)
             loss = train_idiomatic(model, work.images, work.labels, recipe=r, epochs=work.epochs,
                                    device=work.device, variant=variant, step_model=compiled.get(variant),
                                    seed=work.seed)

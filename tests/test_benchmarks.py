@@ -228,3 +228,18 @@ def test_quality_table_lists_the_course_milestones_under_the_full_runs():
     table = markdown_report(results).splitlines()
     names = [line.split(" | ")[0].removeprefix("| ") for line in table if line.startswith("| ")][1:]
     assert names == ["big", "cheap", "tiny", "course", "course, after 1 epochs of 30", "course, after 3 epochs of 30"]
+
+
+def test_recipe_time_writes_one_entry_per_variant(tmp_path, monkeypatch, fashion_dir):
+    from benchmarks.recipe_time import main
+    monkeypatch.setenv("VAE_COURSE_DATA", str(fashion_dir))
+    out = tmp_path / "recipe-time.json"
+    assert main(["--recipe", "pytorch-mlp", "--epochs", "1", "--subset", "256", "--device", "cpu",
+                 "--variants", "engine", "engine+bf16", "--json", str(out)]) == 0
+    import json
+    runs = json.loads(out.read_text())["runs"]
+    assert set(runs) == {"pytorch-mlp: engine", "pytorch-mlp: engine+bf16"}
+    for run in runs.values():
+        assert run["epochs"] == 1 and run["wall_s"] > 0 and run["hardware"]["device"] == "cpu"
+    with pytest.raises(SystemExit):  # argparse's error: exit status 2 with the message
+        main(["--recipe", "pytorch-mlp", "--variants", "idiomatic", "--json", str(out)])

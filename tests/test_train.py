@@ -343,3 +343,8 @@ def test_bf16_on_the_cpu_runs_the_forward_pass_in_bfloat16(fashion_dir, capsys):
     for a, b in zip(history_bf16.epochs, history_fp32.epochs):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=0.02)
         assert a["test_loss"] == pytest.approx(b["test_loss"], rel=0.02)
+
+
+def test_compile_takes_true_false_or_a_torch_compile_mode():
+    with pytest.raises(ValueError, match="reduce-overhead"):
+        _run(_conv_model(), _synthetic(32), compile="cuda-graphs")

@@ -56,6 +56,7 @@ TRAJECTORY_KEYS = ("batch_size", "lr", "reconstruction", "kl", "beta", "sigma", 
 RECIPE_OVERRIDES = ("model_kwargs", "reconstruction", "kl", "beta", "sigma", "lr", "batch_size",
                     "binarize", "drop_last")
 FIT_OVERRIDES = ("seed", "bf16", "compile", "channels_last")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 # --------------------------------------------------------------------------- devices and seeds
@@ -349,7 +350,7 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, train_y: torch.Tensor | None
         test_x: torch.Tensor | None = None, test_y: torch.Tensor | None = None,
         epochs: int, batch_size: int, lr: float, reconstruction: str, kl: str, beta: float,
         sigma: float | None = None, binarize: str, drop_last: bool, device: str | torch.device = "auto",
-        seed: int = 0, bf16: bool = False, compile: bool = False, channels_last: bool | None = None,
+        seed: int = 0, bf16: bool = False, compile: bool | str = False, channels_last: bool | None = None,
         callbacks: Sequence[Any] = (),
         checkpoint: str | os.PathLike | None = None, resume: bool = False, progress: bool = True,
         config: dict | None = None) -> History:
@@ -368,7 +369,8 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, train_y: torch.Tensor | None
     layout); the default ``None`` turns it on for models with convolutions on the CPU, where
     the benchmarks measured 1.2-1.5x, and leaves it off elsewhere.  ``bf16=True`` runs the
     forward pass under bfloat16 autocast (CUDA and CPU; the losses, weights and Adam stay
-    float32); ``compile=True`` wraps the model in ``torch.compile``.  See ``benchmarks/`` for
+    float32); ``compile=True`` wraps the model in ``torch.compile``, and a string picks its mode
+(``"reduce-overhead"`` replays the model's forward and backward kernels as CUDA graphs).  See ``benchmarks/`` for
     what each one gives.  The number of CPU threads is the caller's choice
     (``torch.set_num_threads``).
     """
@@ -386,6 +388,9 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, train_y: torch.Tensor | None
         print(f"bf16=True has no effect on {device.type}: bf16 autocast is used on CUDA and the CPU only",
               file=sys.stderr)
     use_bf16 = bool(bf16) and device.type in ("cuda", "cpu")
+    if not (isinstance(compile, bool) or compile in COMPILE_MODES):
+        raise ValueError(f"compile must be True, False or one of torch.compile's modes "
+                         f"{', '.join(COMPILE_MODES)}; got {compile!r}")
     if channels_last is None:
         channels_last = device.type == "cpu" and has_convolutions(model)
 
@@ -393,7 +398,7 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, train_y: torch.Tensor | None
                 "reconstruction": reconstruction, "kl": kl, "beta": float(beta),
                 "sigma": None if sigma is None else float(sigma), "binarize": binarize,
                 "drop_last": bool(drop_last), "device": str(device), "seed": int(seed),
-                "bf16": bool(bf16), "compile": bool(compile), "channels_last": bool(channels_last)}
+                "bf16": bool(bf16), "compile": compile, "channels_last": bool(channels_last)}
     full_config = {"model": dict(model.config), "training": training, "recipe": None, "dataset": None}
     full_config.update(config or {})
     checkpoint = Path(checkpoint) if checkpoint is not None else None
@@ -435,7 +440,9 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, train_y: torch.Tensor | None
     if n_batches == 0:
         raise ValueError(f"no mini-batches: {len(train_x)} training images with batch_size={batch_size} "
                          f"and drop_last=True; use a smaller batch_size or drop_last=False")
-    step_model = torch.compile(model) if compile else model
+    step_model = model
+    if compile:
+        step_model = torch.compile(model, mode=None if compile is True else compile)
     on_iteration = [cb.on_iteration for cb in callbacks if callable(getattr(cb, "on_iteration", None))]
     on_epoch_end = [cb.on_epoch_end for cb in callbacks if callable(getattr(cb, "on_epoch_end", None))]
     sync_every = 1 if device.type == "cpu" else SYNC_EVERY
