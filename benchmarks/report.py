@@ -109,8 +109,9 @@ def budget_matched(results: dict[str, Any]) -> list[dict[str, Any]]:
 
     The budget is training FLOPs (analytic FLOPs per image x images seen).  The course point is
     the longest one (milestone or full run) whose budget is at most the source's.  Where even
-    one epoch of the course costs more FLOPs than the whole source run (a tiny MLP), the
-    comparison falls back to epochs (passes over the data) and says so in ``basis``.
+    the cheapest course point costs more FLOPs than the whole source run (a tiny MLP), the
+    comparison takes that cheapest point, which is still within the source's budget in
+    images seen (epochs), and says so in ``basis``.
     """
     points = course_points(results)
     rows = []
@@ -119,11 +120,13 @@ def budget_matched(results: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         by_flops = [e for e, p in points.items() if p["train_tflop"] <= source["train_tflop"]]
         by_epochs = [e for e in points if e <= source["epochs"]]
-        basis = "training FLOPs" if by_flops else "epochs"
-        candidates = by_flops or by_epochs
-        if not candidates:
+        if by_flops:
+            basis, epochs = "training FLOPs", max(by_flops)
+        elif by_epochs:
+            basis, epochs = "images seen (more FLOPs)", min(by_epochs)
+        else:
             continue
-        course = points[max(candidates)]
+        course = points[epochs]
         compared = {}
         for key, label in YARDSTICKS:
             a, b = yardstick(course, key), yardstick(source, key)

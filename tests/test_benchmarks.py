@@ -194,8 +194,9 @@ def test_budget_matched_takes_the_longest_course_point_within_the_sources_budget
     assert rows["cheap"]["yardsticks"]["IWAE NLL (nats)"] == {"course": 320.0, "source": 300.0,
                                                                "course_better": False}
     assert not rows["cheap"]["course_wins"]
-    # Below one course epoch in FLOPs: falls back to epochs and says so; no IWAE for the source.
-    assert rows["tiny"]["basis"] == "epochs" and rows["tiny"]["course_epochs"] == 3
+    # Below one course epoch in FLOPs: the cheapest course point, matched on images seen, and
+    # the table says so; no IWAE for the source.
+    assert rows["tiny"]["basis"] == "images seen (more FLOPs)" and rows["tiny"]["course_epochs"] == 1
     assert "IWAE NLL (nats)" not in rows["tiny"]["yardsticks"]
     table = budget_markdown(_quality())
     assert "| `cheap` (10, 5.0) | 1, 2.4 | training FLOPs | 0.0400 / 0.0300 | 30.00 / 20.00 | 320.00 / 300.00 | no |" in table
