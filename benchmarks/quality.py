@@ -343,19 +343,19 @@ def markdown_report(results: dict[str, Any]) -> str:
     floor = net.get("frechet_distance_train_vs_test", math.nan)
     lines = [f"Dataset {settings['dataset']}; feature classifier test accuracy {net.get('test_accuracy')}; "
              f"Fréchet distance of real training vs real test images {floor:.2f}.", "",
-             "| recipe | epochs | own test loss (its source's loss) | reconstruction MSE | "
+             "| recipe | epochs | own test loss (its source's units) | reconstruction MSE | "
              "Fréchet distance | IWAE NLL (nats) | training time |",
              "|---|---:|---|---:|---:|---:|---:|"]
     rows = [(name, r) for name, r in results.get("recipes", {}).items()]
     for name, scored in results.get("milestones", {}).items():
         target = results.get("recipes", {}).get(name, {}).get("epochs")
-        rows += [(f"{name}, after {e} epochs{'' if target is None else f' of {target}'}", r)
+        rows += [(f"{name}, after {e} epoch{'' if int(e) == 1 else 's'}{'' if target is None else f' of {target}'}", r)
                  for e, r in sorted(scored.items(), key=lambda item: int(item[0]))]
     for name, r in rows:
         iwae = r.get("iwae_nll_nats")
         iwae_text = f"{iwae['value']:.1f} (k={iwae['k']})" if iwae else "–"
         own = r["own_metric"]
-        lines.append(f"| {name} | {r['epochs']} | {own['test_loss']:.4g} ({own['name']}) | "
+        lines.append(f"| {name} | {r['epochs']} | {own['test_loss']:.4g} | "
                      f"{r['reconstruction_mse']['mean']:.4f} | {r['frechet_distance']['value']:.2f} | "
                      f"{iwae_text} | {r['train_seconds'] / 60:.0f} min |")
     return "\n".join(lines)

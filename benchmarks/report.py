@@ -141,9 +141,8 @@ def budget_matched(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 def budget_markdown(results: dict[str, Any]) -> str:
     """The budget-matched comparison as a markdown table."""
-    lines = ["| source recipe (epochs, TFLOP) | course at (epochs, TFLOP) | budget matched on | "
-             "reconstruction MSE: course / source | Fréchet distance: course / source | "
-             "IWAE NLL: course / source | course better on all |",
+    lines = ["| source (epochs, TFLOP) | course (epochs, TFLOP) | matched on | "
+             "MSE, course / source | FD, course / source | IWAE NLL, course / source | course better |",
              "|---|---|---|---|---|---|---|"]
     for row in budget_matched(results):
         cells = []

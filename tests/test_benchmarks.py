@@ -228,7 +228,7 @@ def test_quality_table_lists_the_course_milestones_under_the_full_runs():
                **_quality()}
     table = markdown_report(results).splitlines()
     names = [line.split(" | ")[0].removeprefix("| ") for line in table if line.startswith("| ")][1:]
-    assert names == ["big", "cheap", "tiny", "course", "course, after 1 epochs of 30", "course, after 3 epochs of 30"]
+    assert names == ["big", "cheap", "tiny", "course", "course, after 1 epoch of 30", "course, after 3 epochs of 30"]
 
 
 def test_recipe_time_writes_one_entry_per_variant(tmp_path, monkeypatch, fashion_dir):
