@@ -283,6 +283,15 @@ def main(argv: list[str] | None = None) -> int:
         net.embed(train[0][:n_fd]), real_features)
     results["feature_net"] = net_info
 
+    def train_and_score(name: str, epochs: int, folder: Path) -> dict[str, Any]:
+        """Train (or resume) ``name`` up to ``epochs`` in ``folder``, then score it."""
+        model, history = train_recipe(name, dataset=args.dataset, epochs=epochs, subset=args.subset,
+                                      device=device, out=folder, resume=True, progress=progress,
+                                      seed=args.seed)
+        return score(name, model, history, test, net, real_features, iwae_k=args.iwae_k,
+                     iwae_images=args.iwae_images, seed=args.seed, progress=progress,
+                     train_images=len(train[0]))
+
     bar = tqdm(args.recipes, desc="recipes", unit="recipe", disable=not progress)
     for name in bar:
         bar.set_description(f"recipe {name}")
@@ -297,22 +306,12 @@ def main(argv: list[str] | None = None) -> int:
             folder = work / name
             if saved_epochs(folder) > epochs:
                 folder = work / f"{name}-until-epoch-{epochs}"
-            model, history = train_recipe(name, dataset=args.dataset, epochs=epochs, subset=args.subset,
-                                          device=device, out=folder, resume=True, progress=progress,
-                                          seed=args.seed)
-            scored[str(epochs)] = score(name, model, history, test, net, real_features, iwae_k=args.iwae_k,
-                                        iwae_images=args.iwae_images, seed=args.seed, progress=progress,
-                                        train_images=len(train[0]))
+            scored[str(epochs)] = train_and_score(name, epochs, folder)
             write_json(path, results)
         done = results["recipes"].get(name)
         if done and done.get("epochs") == target_epochs and not args.force:
             continue
-        model, history = train_recipe(name, dataset=args.dataset, epochs=target_epochs, subset=args.subset,
-                                      device=device, out=work / name, resume=True, progress=progress,
-                                      seed=args.seed)
-        result = score(name, model, history, test, net, real_features, iwae_k=args.iwae_k,
-                       iwae_images=args.iwae_images, seed=args.seed, progress=progress,
-                       train_images=len(train[0]))
+        result = train_and_score(name, target_epochs, work / name)
         result["hardware"] = hardware(device)
         results["recipes"][name] = result
         write_json(path, results)

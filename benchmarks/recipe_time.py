@@ -29,7 +29,7 @@ import torch
 if __package__ in (None, ""):  # run as a script: python benchmarks/recipe_time.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import RESULTS, hardware, hardware_slug, read_json, write_json
-from benchmarks.speed import compile_setting, parse_variant
+from benchmarks.speed import Variant, compile_setting, parse_variant
 from vae_course import data
 from vae_course.recipes import get_recipe
 from vae_course.train import pick_device, train_recipe
@@ -37,12 +37,9 @@ from vae_course.train import pick_device, train_recipe
 DEFAULT_VARIANTS = ("engine", "engine+bf16", "engine+compile", "engine+bf16+cudagraphs")
 
 
-def time_recipe(recipe: str, variant_name: str, *, dataset: str, device: torch.device,
+def time_recipe(recipe: str, variant: Variant, *, dataset: str, device: torch.device,
                 epochs: int | None, subset: int | None, seed: int) -> dict[str, Any]:
-    """Train ``recipe`` once with the variant's options; wall time and what it reached."""
-    variant = parse_variant(variant_name)
-    if variant.loop != "engine":
-        raise ValueError(f"variant {variant_name!r}: recipe_time measures the engine only (engine+...)")
+    """Train ``recipe`` once with the (engine) variant's options; wall time and what it reached."""
     options = {"bf16": variant.bf16, "compile": compile_setting(variant), "seed": seed}
     if variant.channels_last is not None:
         options["channels_last"] = variant.channels_last
@@ -75,9 +72,10 @@ def main(argv: list[str] | None = None) -> int:
                              "variant); shortened runs (--epochs/--subset) print only unless --json is given")
     args = parser.parse_args(argv)
     get_recipe(args.recipe)
-    for name in args.variants:
-        if parse_variant(name).loop != "engine":
-            parser.error(f"variant {name!r}: recipe_time measures the engine only (engine+...)")
+    variants = [parse_variant(name) for name in args.variants]
+    for variant in variants:
+        if variant.loop != "engine":
+            parser.error(f"variant {variant.name!r}: recipe_time measures the engine only (engine+...)")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
@@ -89,8 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     shortened = args.epochs is not None or args.subset is not None
     path = args.json or (None if shortened else RESULTS / f"recipe-time-{hardware_slug(hardware(device))}.json")
     results = (read_json(path) if path else None) or {"benchmark": "recipe_time", "runs": {}}
-    for name in args.variants:
-        result = time_recipe(args.recipe, name, dataset=args.dataset, device=device, epochs=args.epochs,
+    for variant in variants:
+        result = time_recipe(args.recipe, variant, dataset=args.dataset, device=device, epochs=args.epochs,
                              subset=args.subset, seed=args.seed)
         print(f"{args.recipe} {result['variant']}: {result['wall_s']:.1f} s for {result['epochs']} epochs "
               f"(test loss {result['final_test_loss']:.3f})", flush=True)

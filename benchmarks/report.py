@@ -5,26 +5,14 @@ write (``benchmarks/results/``), so a number on a page is always a number from a
 """
 from __future__ import annotations
 
-import math
 import re
-from pathlib import Path
 from typing import Any
-
-from benchmarks.common import RESULTS, read_json
 
 YARDSTICKS = (  # (key, label); lower is better for all three
     ("reconstruction_mse", "reconstruction MSE"),
     ("frechet_distance", "Fréchet distance"),
     ("iwae_nll_nats", "IWAE NLL (nats)"),
 )
-
-
-def load(pattern: str, folder: Path = RESULTS) -> tuple[Path, dict[str, Any]]:
-    """The newest results file in ``folder`` matching ``pattern`` (e.g. ``"speed-*.json"``)."""
-    paths = sorted(folder.glob(pattern), key=lambda p: p.stat().st_mtime)
-    if not paths:
-        raise FileNotFoundError(f"no {pattern} in {folder}; run the benchmark first (see benchmarks/README.md)")
-    return paths[-1], read_json(paths[-1])
 
 
 # --------------------------------------------------------------------------- speed
@@ -52,13 +40,14 @@ def speed_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 def speed_markdown(results: dict[str, Any]) -> str:
     """A markdown table of every variant of every run, speed-ups against each run's baseline."""
-    lines = ["| recipe, batch | variant | s / epoch | images / s | GFLOP/s | peak MiB | speed-up (range) |",
-             "|---|---|---:|---:|---:|---:|---|"]
+    lines = ["| recipe, batch | variant | threads | s / epoch | images / s | GFLOP/s | peak MiB | speed-up (range) |",
+             "|---|---|---:|---:|---:|---:|---:|---|"]
     for r in speed_rows(results):
         low, high = r["speedup_range"]
         speedup = "baseline" if r["variant"] == r["baseline"] else f"{r['speedup']:.2f}x ({low:.2f}-{high:.2f})"
-        lines.append(f"| {r['recipe']}, {r['batch_size']} | {r['variant']} | {r['s_per_epoch']:.1f} | "
-                     f"{r['images_per_s']:.0f} | {r['gflop_per_s']:.1f} | {r['peak_memory_mib']:.0f} | {speedup} |")
+        peak = "–" if r["peak_memory_mib"] is None else f"{r['peak_memory_mib']:.0f}"
+        lines.append(f"| {r['recipe']}, {r['batch_size']} | {r['variant']} | {r['threads']} | {r['s_per_epoch']:.1f} | "
+                     f"{r['images_per_s']:.0f} | {r['gflop_per_s']:.1f} | {peak} | {speedup} |")
     return "\n".join(lines)
 
 
@@ -173,10 +162,3 @@ def plot_test_loss_curves(results: dict[str, Any], axes) -> None:
 def quality_missing(results: dict[str, Any], expected: tuple[str, ...]) -> list[str]:
     """Recipes the quality file does not have yet (a run still in progress or never started)."""
     return [name for name in expected if name not in results.get("recipes", {})]
-
-
-def minutes(seconds: float) -> str:
-    """``93.4`` -> ``"1.6 min"``; hours past 90 minutes."""
-    if seconds >= 90 * 60:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 60:.1f} min" if not math.isnan(seconds) else "–"

@@ -46,6 +46,7 @@ if __package__ in (None, ""):  # run as a script: python benchmarks/speed.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import RESULTS, hardware, hardware_slug, read_json, write_json
 from benchmarks.flops import training_flops_per_image
+from benchmarks.report import speed_markdown
 from vae_course import data
 from vae_course.losses import elbo_terms
 from vae_course.models import build_model
@@ -376,26 +377,6 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def markdown_report(results: dict[str, Any]) -> str:
-    """Markdown tables of a speed-*.json file, for the book."""
-    hw = results["hardware"]
-    out = [f"Measured on {hw['cpu']} ({hw['cpu_cores']} cores{', ' + hw['gpu'] if 'gpu' in hw else ''}), "
-           f"torch {hw['torch']}, {hw['date'][:10]}; 1-minute load average {hw.get('load_average_1min')}.", ""]
-    for key, result in results["runs"].items():
-        out += [f"**{key}** (batch {result['batch_size']}, {result['training_flops_per_image'] / 1e6:.1f} "
-                f"MFLOP per image to train)", "",
-                "| variant | threads | s/epoch | images/s | GFLOP/s | speed-up (range) | CPU-time speed-up | peak MiB |",
-                "|---|---:|---:|---:|---:|---:|---:|---:|"]
-        for row in result["variants"]:
-            lo, hi = row["speedup_range"]
-            peak = "–" if row["peak_memory_mib"] is None else f"{row['peak_memory_mib']:.0f}"
-            out.append(f"| {row['variant']} | {row['threads']} | {row['s_per_epoch']:.1f} | {row['images_per_s']:.0f} | "
-                       f"{row['gflop_per_s']:.2f} | {row['speedup']:.2f}x ({lo:.2f}–{hi:.2f}) | "
-                       f"{row['speedup_cpu_time']:.2f}x | {peak} |")
-        out.append("")
-    return "\n".join(out)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -421,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.report is not None:
-        print(markdown_report(read_json(args.report)))
+        print(speed_markdown(read_json(args.report)))
         return 0
     variants = [parse_variant(v) for v in args.variants]
     if len(set(variants)) != len(variants):
