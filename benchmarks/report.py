@@ -40,13 +40,13 @@ def speed_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 def speed_markdown(results: dict[str, Any]) -> str:
     """A markdown table of every variant of every run, speed-ups against each run's baseline."""
-    lines = ["| recipe, batch | variant | threads | s / epoch | images / s | GFLOP/s | peak MiB | speed-up (range) |",
-             "|---|---|---:|---:|---:|---:|---:|---|"]
+    lines = ["| recipe, batch | variant, threads | s / epoch | images / s | GFLOP/s | peak MiB | speed-up (range) |",
+             "|---|---|---:|---:|---:|---:|---|"]
     for r in speed_rows(results):
         low, high = r["speedup_range"]
         speedup = "baseline" if r["variant"] == r["baseline"] else f"{r['speedup']:.2f}x ({low:.2f}-{high:.2f})"
         peak = "–" if r["peak_memory_mib"] is None else f"{r['peak_memory_mib']:.0f}"
-        lines.append(f"| {r['recipe']}, {r['batch_size']} | {r['variant']} | {r['threads']} | {r['s_per_epoch']:.1f} | "
+        lines.append(f"| {r['recipe']}, {r['batch_size']} | {r['variant']}, {r['threads']} | {r['s_per_epoch']:.1f} | "
                      f"{r['images_per_s']:.0f} | {r['gflop_per_s']:.1f} | {peak} | {speedup} |")
     return "\n".join(lines)
 

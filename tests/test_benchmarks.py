@@ -211,10 +211,10 @@ def test_speed_markdown_reports_every_variant_against_its_baseline():
                               "variants": [baseline, variant], "hardware": {"load_average_1min": 1.0}}}}
     assert [r["variant"] for r in speed_rows(results)] == ["idiomatic", "engine"]
     no_peak = {"runs": {"m": {**results["runs"]["m"], "variants": [{**variant, "peak_memory_mib": None}]}}}
-    assert "| matlab-2022, 128 | engine | 1 | 100.0 | 600 | 24.3 | – |" in speed_markdown(no_peak)
+    assert "| matlab-2022, 128 | engine, 1 | 100.0 | 600 | 24.3 | – |" in speed_markdown(no_peak)
     table = speed_markdown(results)
-    assert "| matlab-2022, 128 | idiomatic | 1 | 150.0 | 600 | 24.3 | 80 | baseline |" in table
-    assert "| matlab-2022, 128 | engine | 1 | 100.0 | 600 | 24.3 | 80 | 1.50x (1.40-1.60) |" in table
+    assert "| matlab-2022, 128 | idiomatic, 1 | 150.0 | 600 | 24.3 | 80 | baseline |" in table
+    assert "| matlab-2022, 128 | engine, 1 | 100.0 | 600 | 24.3 | 80 | 1.50x (1.40-1.60) |" in table
 
 
 def test_short_shapes_keeps_the_first_non_empty_input_shapes():
