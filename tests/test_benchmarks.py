@@ -1,4 +1,5 @@
 """The benchmarks' arithmetic: analytic FLOP counts and the Fréchet distance (fast, no training)."""
+import json
 import math
 import sys
 from pathlib import Path
@@ -231,6 +232,35 @@ def test_quality_table_lists_the_course_milestones_under_the_full_runs():
     table = markdown_report(results).splitlines()
     names = [line.split(" | ")[0].removeprefix("| ") for line in table if line.startswith("| ")][1:]
     assert names == ["big", "cheap", "tiny", "course", "course, after 1 epoch of 30", "course, after 3 epochs of 30"]
+
+
+def test_compare_report_puts_each_score_next_to_the_published_one():
+    from benchmarks.quality import compare_report
+    published = _quality()
+    mine = {"recipes": {"cheap": _scored(10, 5.0, 0.0303, 20.0, iwae=297.0),
+                        "big": _scored(49, 100.0, 0.020, 9.0),
+                        "new": _scored(1, 1.0, 0.1, 1.0)}}
+    table = compare_report(published, mine)
+    assert "| cheap | reconstruction MSE | 0.03 | 0.0303 | +1.00 % |" in table
+    assert "| cheap | IWAE NLL (nats) | 300 | 297 | -1.00 % |" in table
+    assert "| cheap | Fréchet distance | 20 | 20 | +0.00 % |" in table
+    assert "| big | epochs: not comparable | 50 | 49 | |" in table
+    assert "| new | (not in the published file) | | | |" in table
+
+
+def test_quality_refuses_to_overwrite_results_of_other_settings(tmp_path, capsys):
+    from benchmarks.quality import main
+    path = tmp_path / "quality.json"
+    path.write_text(json.dumps({"benchmark": "quality", "settings": {"dataset": "fashion-mnist", "iwae_images": 500},
+                                "recipes": {"pytorch-mlp": {"epochs": 20}}}))
+    before = path.read_text()
+    with pytest.raises(SystemExit) as stop:
+        main(["--recipes", "pytorch-mlp", "--subset", "64", "--epochs", "1", "--device", "cpu",
+              "--json", str(path), "--work", str(tmp_path / "work"), "--no-progress"])
+    assert stop.value.code == 2
+    message = capsys.readouterr().err
+    assert str(path) in message and "iwae_images 500 there, 200 here" in message and "--json NEW.json" in message
+    assert path.read_text() == before
 
 
 def test_recipe_time_writes_one_entry_per_variant(tmp_path, monkeypatch, fashion_dir):
