@@ -42,6 +42,7 @@ if __package__ in (None, ""):  # run as a script: python benchmarks/quality.py
 from benchmarks.common import RESULTS, hardware, read_json, write_json
 from benchmarks.flops import training_flops_per_image
 from benchmarks.frechet import frechet_distance_of_features
+from benchmarks.report import YARDSTICKS, yardstick
 from vae_course import data
 from vae_course.data import Batches
 from vae_course.evaluate import evaluate_elbo, iwae_log_likelihood, reconstruction_errors
@@ -256,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
         mine = read_json(args.compare)
         if mine is None:
             parser.error(f"--compare {args.compare}: no such results file; run the benchmark with --json {args.compare} first")
+        if mine.get("benchmark") != "quality":
+            parser.error(f"--compare {args.compare}: not a results file of benchmarks.quality "
+                         f"(it has no \"benchmark\": \"quality\"); pass the file that --json wrote")
         published_path = RESULTS / f"quality-{mine['settings']['dataset']}.json"
         published = read_json(published_path)
         if published is None:
@@ -281,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
                 "classifier_epochs": args.classifier_epochs, "shortened": shortened}
 
     results = read_json(path) or {}
-    if results.get("recipes") and results.get("settings") != settings:
+    has_scores = bool(results.get("recipes")) or any(results.get("milestones", {}).values())
+    if has_scores and results.get("settings") != settings:
         # Never overwrite scored results with a run that cannot be compared with them.
         differ = ", ".join(f"{key} {results['settings'].get(key)!r} there, {value!r} here"
                            for key, value in settings.items() if results["settings"].get(key) != value)
@@ -353,12 +358,6 @@ def format_summary(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-COMPARED = {"own test loss": lambda r: r["own_metric"]["test_loss"],
-            "reconstruction MSE": lambda r: r["reconstruction_mse"]["mean"],
-            "Fréchet distance": lambda r: r["frechet_distance"]["value"],
-            "IWAE NLL (nats)": lambda r: r["iwae_nll_nats"]["value"] if r.get("iwae_nll_nats") else None}
-
-
 def compare_report(published: dict[str, Any], mine: dict[str, Any]) -> str:
     """Each score of ``mine`` next to the published one and their relative difference.
 
@@ -375,8 +374,9 @@ def compare_report(published: dict[str, Any], mine: dict[str, Any]) -> str:
         if ref.get("epochs") != r.get("epochs"):
             lines.append(f"| {name} | epochs: not comparable | {ref.get('epochs')} | {r.get('epochs')} | |")
             continue
-        for label, read in COMPARED.items():
-            a, b = read(ref), read(r)
+        scores = [("own test loss", ref["own_metric"]["test_loss"], r["own_metric"]["test_loss"])]
+        scores += [(label, yardstick(ref, key), yardstick(r, key)) for key, label in YARDSTICKS]
+        for label, a, b in scores:
             if a is None or b is None:
                 continue
             lines.append(f"| {name} | {label} | {a:.4g} | {b:.4g} | {100 * (b - a) / abs(a):+.2f} % |")

@@ -261,6 +261,25 @@ def test_quality_refuses_to_overwrite_results_of_other_settings(tmp_path, capsys
     message = capsys.readouterr().err
     assert str(path) in message and "iwae_images 500 there, 200 here" in message and "--json NEW.json" in message
     assert path.read_text() == before
+    # Scored milestones alone (an interrupted course run) are kept just the same.
+    path.write_text(json.dumps({"benchmark": "quality", "settings": {"dataset": "fashion-mnist", "iwae_images": 500},
+                                "recipes": {}, "milestones": {"course": {"1": {"epochs": 1}}, "tf-cvae": {}}}))
+    before = path.read_text()
+    with pytest.raises(SystemExit):
+        main(["--recipes", "course", "--subset", "64", "--epochs", "1", "--device", "cpu",
+              "--json", str(path), "--work", str(tmp_path / "work"), "--no-progress"])
+    assert path.read_text() == before
+
+
+def test_quality_compare_names_a_file_that_is_not_a_quality_result(tmp_path, capsys):
+    from benchmarks.quality import main
+    speed = tmp_path / "speed.json"
+    speed.write_text(json.dumps({"benchmark": "speed", "runs": {}}))
+    with pytest.raises(SystemExit) as stop:
+        main(["--compare", str(speed)])
+    assert stop.value.code == 2
+    message = capsys.readouterr().err
+    assert str(speed) in message and "not a results file of benchmarks.quality" in message
 
 
 def test_recipe_time_writes_one_entry_per_variant(tmp_path, monkeypatch, fashion_dir):
