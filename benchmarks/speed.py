@@ -240,8 +240,8 @@ def run_once(variant: Variant, model: torch.nn.Module, work: Workload, compiled:
                           channels_last=variant.channels_last, progress=False)
             loss = history.epochs[-1]["train_loss"]
         else:
-            if compile_setting(variant) and variant not in compiled:
-                mode = compile_setting(variant)
+            mode = compile_setting(variant)
+            if mode and variant not in compiled:
                 compiled[variant] = torch.compile(model, mode=None if mode is True else mode)
             loss = train_idiomatic(model, work.images, work.labels, recipe=r, epochs=work.epochs,
                                    device=work.device, variant=variant, step_model=compiled.get(variant),
