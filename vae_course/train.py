@@ -367,12 +367,12 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, train_y: torch.Tensor | None
     convolution weights as NHWC during training, so the convolutions run in the layout oneDNN
     prefers without a layout conversion per layer (the model is handed back in the usual
     layout); the default ``None`` turns it on for models with convolutions on the CPU, where
-    the benchmarks measured 1.2-1.5x, and leaves it off elsewhere.  ``bf16=True`` runs the
-    forward pass under bfloat16 autocast (CUDA and CPU; the losses, weights and Adam stay
-    float32); ``compile=True`` wraps the model in ``torch.compile``, and a string picks its mode
-(``"reduce-overhead"`` replays the model's forward and backward kernels as CUDA graphs).  See ``benchmarks/`` for
-    what each one gives.  The number of CPU threads is the caller's choice
-    (``torch.set_num_threads``).
+    ``benchmarks/speed.py`` measured it faster for the MATLAB models and no slower for the
+    TensorFlow one, and leaves it off elsewhere.  ``bf16=True`` runs the forward pass under bfloat16 autocast (CUDA and
+    CPU; the losses, weights and Adam stay float32); ``compile=True`` wraps the model in
+    ``torch.compile``, and a string picks its mode (``"reduce-overhead"`` replays the
+    model's forward and backward kernels as CUDA graphs).  See ``benchmarks/`` for what each
+    one gives.  The number of CPU threads is the caller's choice (``torch.set_num_threads``).
     """
     device = pick_device(device)
     callbacks = _check_callbacks(callbacks)
