@@ -161,3 +161,15 @@ def test_bad_checkpoint_is_named(capsys, tmp_path):
 def test_generate_needs_png(capsys, tmp_path):
     code, out = call_main(capsys, "generate", str(tmp_path / "c.pt"), "--out", str(tmp_path / "x.jpg"))
     assert code == 1 and ".png" in out.err
+
+
+def test_device_accepts_cuda_n_and_says_clearly_when_it_is_absent(capsys, tmp_path):
+    from vae_course.cli import build_parser
+    assert build_parser().parse_args(["doctor", "--device", "CUDA:1"]).device == "cuda:1"
+    if not __import__("torch").cuda.is_available():
+        code, out = call_main(capsys, "doctor", "--device", "cuda:1")
+        assert code == 1 and "CUDA is not available" in out.err
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["train", "--recipe", "tf-cvae", "--device", "gpu"])
+    assert exit_info.value.code == 2
+    assert "use auto, cpu, cuda, cuda:N or mps" in capsys.readouterr().err

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -22,13 +23,22 @@ class CLIError(Exception):
 
 
 def _add_dataset(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default=None,
+    from .data import DATASETS
+    p.add_argument("--dataset", choices=list(DATASETS), default=None,
                    help="dataset (default: $VAE_COURSE_DATASET, else mnist)")
 
 
+def _device_name(text: str) -> str:
+    """--device values: auto, cpu, cuda, cuda:N (the N-th GPU) or mps."""
+    name = text.strip().lower()
+    if name in ("auto", "cpu", "cuda", "mps") or re.fullmatch(r"cuda:\d+", name):
+        return name
+    raise argparse.ArgumentTypeError(f"{text!r} is not a device; use auto, cpu, cuda, cuda:N or mps")
+
+
 def _add_device(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
-                   help="where to run (default: auto = CUDA > MPS > CPU)")
+    p.add_argument("--device", default="auto", type=_device_name, metavar="DEVICE",
+                   help="where to run: auto (CUDA > MPS > CPU, the default), cpu, cuda, cuda:N or mps")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,7 +66,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="continue from DIR/checkpoint.pt where it stopped")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="on a GPU, use only deterministic kernels, so a rerun or a resume gives "
+                        "bit-identical numbers (slower; the CPU is deterministic already)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    p = sub.add_parser("doctor", help="check that the course computes correctly on this device",
+                       description="Train every recipe for a few steps on the device and on the "
+                                   "CPU and compare them, check evaluation and IWAE, report what "
+                                   "fit will use. Exits 1 if any check fails.")
+    _add_device(p)
 
     p = sub.add_parser("evaluate", help="test metrics of a checkpoint",
                        description="Test-set ELBO, its components and the per-image "
@@ -112,7 +131,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         _, history = train_recipe(recipe, dataset=dataset, epochs=args.epochs, subset=args.subset,
                                   device=args.device, out=out, resume=args.resume, seed=args.seed,
-                                  progress=not args.no_progress)
+                                  deterministic=args.deterministic, progress=not args.no_progress)
     except KeyboardInterrupt:  # fit has already said which epoch is saved and how to resume
         return 130
     last = history.epochs[-1] if history.epochs else {}
@@ -176,7 +195,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise CLIError(f"--out must name a .png file (got {args.out})")
     device = pick_device(args.device)
     model, _ = load_model(args.checkpoint, device=device)
-    generator = torch.Generator(device=device).manual_seed(args.seed)
+    generator = torch.Generator().manual_seed(args.seed)  # CPU: the same images on every device
     with torch.no_grad():
         if getattr(model, "conditional", False):
             label = 0 if args.label is None else args.label
@@ -225,7 +244,12 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "generate": cmd_generate, "data": cmd_data}
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import doctor
+    return 0 if doctor(args.device) else EXIT_FAILURE
+
+
+COMMANDS = {"doctor": cmd_doctor, "train": cmd_train, "evaluate": cmd_evaluate, "generate": cmd_generate, "data": cmd_data}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,6 +33,7 @@ import torch
 
 from . import __version__
 from .idx import _guess_file_type, read_idx
+from .rng import bernoulli
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -492,9 +493,8 @@ class Batches:
     def _batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, Optional[torch.Tensor]]]:
         indices = self.order(epoch) if self.shuffle else None
         noise = None
-        if self.binarize == "dynamic":
-            noise = torch.Generator(device=self.x.device)
-            noise.manual_seed(_derived_seed(self.seed, epoch, 1))
+        if self.binarize == "dynamic":  # a CPU generator: the same pixels on every device
+            noise = torch.Generator().manual_seed(_derived_seed(self.seed, epoch, 1))
         for b in range(len(self)):
             rows = slice(b * self.batch_size, (b + 1) * self.batch_size)
             if indices is not None:
@@ -502,5 +502,5 @@ class Batches:
             xb = self.x[rows]
             yb = self.y[rows] if self.y is not None else None
             if noise is not None:
-                xb = torch.bernoulli(xb, generator=noise)
+                xb = bernoulli(xb, noise)
             yield xb, yb

@@ -16,6 +16,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from .losses import elbo_terms, log_normal_pdf
+from .models import check_labels
+from .rng import bernoulli, randn
 
 BINARIZE_MODES = ("none", "static", "dynamic")
 DYNAMIC_TEST_SEED = 1234  # fixed, so a dynamically binarized test set is the same every epoch
@@ -37,6 +39,8 @@ def _conditional(model: nn.Module, y: torch.Tensor | None, caller: str) -> bool:
     conditional = bool(getattr(model, "conditional", False))
     if conditional and y is None:
         raise ValueError(f"{caller}: {type(model).__name__} is conditional; pass the labels as y=")
+    if conditional:
+        check_labels(y, model.num_classes, f"{caller}: y")  # once, not in every batch's forward
     return conditional
 
 
@@ -44,7 +48,7 @@ def _binarized(x: torch.Tensor, binarize: str, generator: torch.Generator | None
     if binarize == "static":
         return (x > 0.5).to(x.dtype)          # the same threshold as vae_course.data.Batches
     if binarize == "dynamic":
-        return torch.bernoulli(x, generator=generator)
+        return bernoulli(x, generator)
     return x
 
 
@@ -67,13 +71,14 @@ def evaluate_elbo(model: nn.Module, x: torch.Tensor, *, reconstruction: str, kl:
         conditional = _conditional(model, y, "evaluate_elbo")
         generator = None
         if binarize == "dynamic":
-            generator = torch.Generator(device=device).manual_seed(DYNAMIC_TEST_SEED)
+            generator = torch.Generator().manual_seed(DYNAMIC_TEST_SEED)  # CPU: same on every device
         for start in range(0, len(x), batch_size):
             xb = _binarized(x[start:start + batch_size].to(device), binarize, generator)
             out = model(xb, y[start:start + batch_size].to(device)) if conditional else model(xb)
             terms = elbo_terms(out, xb, reconstruction=reconstruction, kl=kl, beta=beta, sigma=sigma)
-            batch = torch.stack((terms.loss, terms.reconstruction, terms.kl)).double().sum(dim=1)
-            totals += batch.cpu()
+            # Sum in float64 on the CPU: Apple's MPS has no float64, and 10,000 float32
+            # additions would lose digits.
+            totals += torch.stack((terms.loss, terms.reconstruction, terms.kl)).cpu().double().sum(dim=1)
     loss, rec, kl_value = (totals / len(x)).tolist()
     return {"loss": loss, "reconstruction": rec, "kl": kl_value}
 
@@ -127,7 +132,8 @@ def iwae_log_likelihood(model: nn.Module, x: torch.Tensor, k: int = 1000, batch_
     with ``reconstruction="bernoulli"``.
 
     Work is bounded by ``batch_size`` images times ``chunk`` samples per decoder pass.  Pass a
-    ``generator`` (on the model's device) for reproducible draws.  Returns a float64 array ``(N,)``.
+    ``generator`` for reproducible draws; a CPU one gives the same draws whatever the model's
+    device (see :func:`vae_course.rng.randn`).  Returns a float64 array ``(N,)``.
     """
     if getattr(model, "conditional", False):
         raise ValueError("iwae_log_likelihood: conditional models are not supported "
@@ -150,14 +156,15 @@ def iwae_log_likelihood(model: nn.Module, x: torch.Tensor, k: int = 1000, batch_
             chunk_lse = []
             for first in range(0, k, chunk):
                 m = min(chunk, k - first)
-                eps = torch.randn((m, *mu.shape), generator=generator, device=device, dtype=mu.dtype)
+                eps = randn((m, *mu.shape), generator=generator, device=device, dtype=mu.dtype)
                 z = (mu + std * eps).reshape(m * n, -1)                  # sample-major: (m*n, L)
                 logits = model.decode_logits(z)
                 targets = xb.expand(m, *xb.shape).reshape(m * n, *xb.shape[1:])
                 log_px_z = -F.binary_cross_entropy_with_logits(logits, targets, reduction="none").flatten(1).sum(1)
                 log_pz = log_normal_pdf(z, 0.0, 0.0)
                 log_qz_x = log_normal_pdf(z, mu.repeat(m, 1), logvar.repeat(m, 1))
-                log_w = (log_px_z + log_pz - log_qz_x).view(m, n).double()
+                # float64 on the CPU (MPS has none): the k weights span hundreds of nats.
+                log_w = (log_px_z + log_pz - log_qz_x).view(m, n).cpu().double()
                 chunk_lse.append(torch.logsumexp(log_w, dim=0))          # (n,)
-            results.append((torch.logsumexp(torch.stack(chunk_lse), dim=0) - math.log(k)).cpu())
+            results.append(torch.logsumexp(torch.stack(chunk_lse), dim=0) - math.log(k))
     return torch.cat(results).numpy() if results else np.zeros(0, dtype=np.float64)

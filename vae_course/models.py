@@ -27,6 +27,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .layers import ProjectAndReshape, SamplingLayer, reparameterize, split_stats
+from .rng import randn
 
 IMAGE_SHAPE = (1, 28, 28)
 NUM_PIXELS = 28 * 28
@@ -96,10 +97,8 @@ class VAE(nn.Module):
         return VAEOutput(self.decode_logits(z), z, mu, logvar)
 
     def _prior_sample(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
-        param = next(self.parameters())
-        device = generator.device if generator is not None else param.device
-        z = torch.randn(n, self.latent_dim, generator=generator, device=device)
-        return z.to(device=param.device, dtype=param.dtype)
+        param = next(self.parameters())  # drawn on the generator's device: see vae_course.rng.randn
+        return randn((n, self.latent_dim), generator=generator, device=param.device).to(param.dtype)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -306,6 +305,17 @@ def _mlp(in_features: int, hidden: tuple[int, ...], out_features: int) -> list[n
     return layers + [nn.Linear(in_features, out_features)]
 
 
+def check_labels(y: torch.Tensor, num_classes: int, what: str = "labels") -> None:
+    """Refuse labels outside 0..num_classes-1 with a clear error.
+
+    Reading ``y.min()`` waits for a GPU, so training and evaluation call this once where the
+    labels enter, not in every forward pass (on CUDA a bad label would otherwise surface as an
+    opaque device-side assert inside ``one_hot``).
+    """
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise ValueError(f"{what} must lie in 0..{num_classes - 1}, got {int(y.min())}..{int(y.max())}")
+
+
 class ConditionalMLPVAE(VAE):
     """Conditional VAE (chapter 9): the MLP VAE with a one-hot label concatenated to its inputs.
 
@@ -346,9 +356,8 @@ class ConditionalMLPVAE(VAE):
         if y.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8) or y.shape != (n,):
             raise ValueError(f"{name}: labels y must be integers of shape ({n},), "
                              f"got {y.dtype} {tuple(y.shape)}")
-        if n and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
-            raise ValueError(f"{name}: labels must lie in 0..{self.num_classes - 1}, "
-                             f"got {int(y.min())}..{int(y.max())}")
+        if y.device.type == "cpu" and not torch.compiler.is_compiling():
+            check_labels(y, self.num_classes, f"{name}: labels")  # free on the CPU; GPU callers check once
         dtype = next(self.parameters()).dtype
         return F.one_hot(y.long(), self.num_classes).to(dtype)
 
@@ -379,6 +388,8 @@ class ConditionalMLPVAE(VAE):
             y = torch.arange(n, device=z.device) % self.num_classes
         elif isinstance(y, int):
             y = torch.full((n,), y, dtype=torch.long, device=z.device)
+        else:
+            check_labels(torch.as_tensor(y), self.num_classes, f"{type(self).__name__}.sample: y")
         return self.decode(z, y)
 
     @torch.no_grad()

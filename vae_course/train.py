@@ -26,14 +26,12 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import random
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -42,6 +40,7 @@ from . import models
 from .data import Batches
 from .evaluate import evaluate_elbo
 from .losses import elbo_terms
+from .rng import get_rng_state, preserved_rng, seed_everything, set_rng_state  # noqa: F401 (re-exported)
 
 CHECKPOINT_FORMAT = "vae-course-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -55,7 +54,7 @@ TRAJECTORY_KEYS = ("batch_size", "lr", "reconstruction", "kl", "beta", "sigma", 
 # train_recipe: overrides that change recipe fields, and fit arguments recipes do not carry.
 RECIPE_OVERRIDES = ("model_kwargs", "reconstruction", "kl", "beta", "sigma", "lr", "batch_size",
                     "binarize", "drop_last")
-FIT_OVERRIDES = ("seed", "bf16", "compile", "channels_last")
+FIT_OVERRIDES = ("seed", "bf16", "compile", "channels_last", "deterministic")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
@@ -104,60 +103,6 @@ def pick_device(preference: str | torch.device = "auto") -> torch.device:
                              f"use device='auto' or 'cpu'")
         return device
     raise ValueError(f"device={preference!r} is not supported; use 'auto', 'cpu', 'cuda' or 'mps'")
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python's, NumPy's and torch's generators (all devices) with one number."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)  # also seeds every CUDA and MPS device
-
-
-def get_rng_state(device: torch.device) -> dict:
-    """Every generator's state as tensors and plain Python values (checkpoint-safe)."""
-    version, internal, gauss = random.getstate()
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {
-        "python": [version, list(internal), gauss],
-        "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)],
-        "torch": torch.get_rng_state(),
-    }
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    elif device.type == "mps":
-        state["mps"] = torch.mps.get_rng_state()
-    return state
-
-
-def set_rng_state(state: dict, device: torch.device) -> None:
-    """Restore what :func:`get_rng_state` captured (the device part only on the same kind of device)."""
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    kind, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
-    elif device.type == "mps" and "mps" in state:
-        torch.mps.set_rng_state(state["mps"])
-
-
-@contextlib.contextmanager
-def preserved_rng(device: torch.device) -> Iterator[None]:
-    """Run a block (evaluation, callbacks) without moving the training's random streams."""
-    python, numpy, cpu = random.getstate(), np.random.get_state(), torch.get_rng_state()
-    accelerator = (torch.cuda.get_rng_state(device) if device.type == "cuda"
-                   else torch.mps.get_rng_state() if device.type == "mps" else None)
-    try:
-        yield
-    finally:
-        random.setstate(python)
-        np.random.set_state(numpy)
-        torch.set_rng_state(cpu)
-        if device.type == "cuda":
-            torch.cuda.set_rng_state(accelerator, device)
-        elif device.type == "mps":
-            torch.mps.set_rng_state(accelerator)
 
 
 # --------------------------------------------------------------------------- errors, history, state
@@ -341,6 +286,55 @@ def make_optimizer(params: Iterable[nn.Parameter], lr: float, device: torch.devi
     return torch.optim.Adam(params, lr=lr, foreach=True)
 
 
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> None:
+    """Load Adam's moments from a checkpoint but keep the update rule chosen for this device.
+
+    ``load_state_dict`` would also copy the saved ``fused``/``foreach`` flags: a checkpoint
+    written on CUDA (fused=True) would bring the fused kernel to the CPU or a Mac.  The step
+    counters go where this rule expects them (on the device for fused, else on the CPU).
+    """
+    chosen = [{k: group[k] for k in ("fused", "foreach", "capturable") if k in group}
+              for group in optimizer.param_groups]
+    optimizer.load_state_dict(state)
+    for group, keep in zip(optimizer.param_groups, chosen):
+        group.update(keep)
+        on_device = bool(group.get("fused") or group.get("capturable"))
+        for param in group["params"]:
+            slot = optimizer.state.get(param, {})
+            if isinstance(slot.get("step"), torch.Tensor):
+                slot["step"] = slot["step"].to(param.device if on_device else "cpu", torch.float32)
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Whether bf16 autocast makes sense here: the CPU, or a GPU with bfloat16 units (not a T4)."""
+    if device.type == "cpu":
+        return True
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return False
+
+
+@contextlib.contextmanager
+def deterministic_algorithms(enabled: bool) -> Iterator[None]:
+    """Make CUDA's kernels deterministic for a block (cuDNN and cuBLAS pick reproducible algorithms).
+
+    On the CPU the course's kernels are deterministic already; on a GPU, convolutions and
+    matrix products may otherwise add in a different order from run to run.
+    """
+    if not enabled:
+        yield
+        return
+    before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS's condition for determinism
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0])
+        torch.backends.cudnn.benchmark = before[1]
+
+
 def _float_output(out: models.VAEOutput) -> models.VAEOutput:
     """bf16 autocast leaves bf16 tensors; the losses are computed in float32."""
     return type(out)(*(t.float() for t in out))
@@ -351,7 +345,7 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, train_y: torch.Tensor | None
         epochs: int, batch_size: int, lr: float, reconstruction: str, kl: str, beta: float,
         sigma: float | None = None, binarize: str, drop_last: bool, device: str | torch.device = "auto",
         seed: int = 0, bf16: bool = False, compile: bool | str = False, channels_last: bool | None = None,
-        callbacks: Sequence[Any] = (),
+        deterministic: bool = False, callbacks: Sequence[Any] = (),
         checkpoint: str | os.PathLike | None = None, resume: bool = False, progress: bool = True,
         config: dict | None = None) -> History:
     """Train ``model`` in place with Adam on the negative ELBO; return the :class:`History`.
@@ -384,21 +378,28 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, train_y: torch.Tensor | None
                          f"(and test_y= with test_x=)")
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"epochs must be a non-negative integer; got {epochs!r}")
-    if bf16 and device.type not in ("cuda", "cpu"):
-        print(f"bf16=True has no effect on {device.type}: bf16 autocast is used on CUDA and the CPU only",
-              file=sys.stderr)
-    use_bf16 = bool(bf16) and device.type in ("cuda", "cpu")
+    use_bf16 = bool(bf16) and bf16_supported(device)
+    if bf16 and not use_bf16:
+        print(f"bf16=True has no effect on {device} (no bfloat16 support, e.g. a T4 or a Mac): "
+              f"training in float32", file=sys.stderr)
     if not (isinstance(compile, bool) or compile in COMPILE_MODES):
         raise ValueError(f"compile must be True, False or one of torch.compile's modes "
                          f"{', '.join(COMPILE_MODES)}; got {compile!r}")
+    if compile:
+        _check_compilable(device, compile)
     if channels_last is None:
         channels_last = device.type == "cpu" and has_convolutions(model)
+    if conditional:  # once, here, so the forward pass never has to ask the GPU about labels
+        models.check_labels(train_y, model.num_classes, "train_y")
+        if test_y is not None:
+            models.check_labels(test_y, model.num_classes, "test_y")
 
     training = {"epochs": epochs, "batch_size": int(batch_size), "lr": float(lr),
                 "reconstruction": reconstruction, "kl": kl, "beta": float(beta),
                 "sigma": None if sigma is None else float(sigma), "binarize": binarize,
                 "drop_last": bool(drop_last), "device": str(device), "seed": int(seed),
-                "bf16": bool(bf16), "compile": compile, "channels_last": bool(channels_last)}
+                "bf16": bool(bf16), "compile": compile, "channels_last": bool(channels_last),
+                "deterministic": bool(deterministic)}
     full_config = {"model": dict(model.config), "training": training, "recipe": None, "dataset": None}
     full_config.update(config or {})
     checkpoint = Path(checkpoint) if checkpoint is not None else None
@@ -422,12 +423,12 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, train_y: torch.Tensor | None
         saved = load_checkpoint(checkpoint)
         _check_resumable(saved["config"], full_config, checkpoint)
         model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
+        load_optimizer_state(optimizer, saved["optimizer"])
         for group in optimizer.param_groups:
             group["lr"] = float(lr)
         history = History.from_dict(saved["history"])
         start_epoch = int(saved["epoch"])
-        set_rng_state(saved["rng"], device)
+        set_rng_state(saved["rng"], device)  # warns when saved on another kind of device
     elif checkpoint is not None:
         # Epoch 0: so even an interrupted first epoch leaves something to resume from.
         save_checkpoint(checkpoint, model=model, optimizer=optimizer, config=full_config,
@@ -451,6 +452,8 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, train_y: torch.Tensor | None
     bar = tqdm(total=epochs * n_batches, initial=min(start_epoch, epochs) * n_batches,
                disable=not progress, unit="it", dynamic_ncols=True, desc=f"epoch {start_epoch}/{epochs}")
     epoch = start_epoch
+    settings = contextlib.ExitStack()
+    settings.enter_context(deterministic_algorithms(deterministic))
     try:
         for epoch in range(start_epoch + 1, epochs + 1):
             started = time.perf_counter()
@@ -539,11 +542,27 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, train_y: torch.Tensor | None
                   f"`vae-course train ... --resume`).", file=sys.stderr)
         raise
     finally:
+        settings.close()
         bar.close()
         if channels_last:
             model.to(memory_format=torch.contiguous_format)
     model.eval()
     return history
+
+
+def _check_compilable(device: torch.device, mode: bool | str) -> None:
+    """A clear error where torch.compile's Inductor backend cannot generate code for ``device``."""
+    if device.type == "cpu":
+        return
+    if device.type == "cuda":
+        from torch.utils._triton import has_triton
+        if has_triton():
+            return
+        why = "Inductor needs Triton for CUDA and it is not installed (pip install triton)"
+    else:
+        why = f"Inductor does not generate code for {device.type} in the torch versions the course supports"
+    raise ValueError(f"compile={mode!r} on {device}: {why}; train with compile=False "
+                     f"(the default) - it computes the same model")
 
 
 def _check_resumable(saved: dict, current: dict, path: Path) -> None:
