@@ -85,3 +85,23 @@ def test_the_cli_prints_a_table_and_exits_0_when_everything_passes(capsys):
     for name in RECIPES:
         assert f"PASS  train {name}" in out
     assert "INFO  fit on cpu" in out and "all checks passed" in out
+
+
+@pytest.mark.parametrize("version, ok", [("7.7.1", True), ("8.1.0", True), ("7.5.2", False)])
+def test_progress_bar_check_follows_the_ipywidgets_the_package_requires(version, ok, monkeypatch):
+    import ipywidgets
+
+    from vae_course.doctor import check_progress_bars
+    monkeypatch.setattr(ipywidgets, "__version__", version)
+    check = check_progress_bars()
+    assert check.ok is ok and version in check.detail
+
+
+def test_the_core_install_keeps_colabs_ipywidgets_7():
+    """Colab ships ipywidgets 7.7.1; requiring 8 in the core would upgrade it and break its widgets."""
+    import tomllib
+    from pathlib import Path
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    core = [d for d in project["dependencies"] if d.startswith("ipywidgets")]
+    assert core == ["ipywidgets>=7.6"]
+    assert "ipywidgets>=8" in project["optional-dependencies"]["book"]

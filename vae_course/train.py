@@ -15,7 +15,11 @@ Choices that keep it fast and honest:
   to the history and handed to callbacks and the progress bar.
 - Everything random is seeded, the mini-batch order is a function of (seed, epoch), and a
   checkpoint stores the random-number-generator state, so ``resume=True`` continues with
-  bit-for-bit the same numbers as a run that was never interrupted.
+  bit-for-bit the same numbers as a run that was never interrupted - on the CPU, on the
+  same machine and thread count.  On a GPU that holds with ``deterministic=True`` (cuDNN and
+  cuBLAS may otherwise add in a different order each run); resuming on another kind of
+  device continues the weights and Adam exactly but not the device's random stream (a
+  warning says so).  How numbers from different machines compare: ``vae_course.tolerances``.
 - Test evaluation and callbacks run with the random state saved and restored around them,
   so looking at a model (or not) never changes how it trains.
 - Checkpoints hold only tensors and plain Python values; they load with
@@ -366,7 +370,9 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, train_y: torch.Tensor | None
     CPU; the losses, weights and Adam stay float32); ``compile=True`` wraps the model in
     ``torch.compile``, and a string picks its mode (``"reduce-overhead"`` replays the
     model's forward and backward kernels as CUDA graphs).  See ``benchmarks/`` for what each
-    one gives.  The number of CPU threads is the caller's choice (``torch.set_num_threads``).
+    one gives.  ``deterministic=True`` makes a GPU run repeat bit for bit (slower; the CPU
+    is deterministic already).  The number of CPU threads is the caller's choice
+    (``torch.set_num_threads`` or ``OMP_NUM_THREADS``).
     """
     device = pick_device(device)
     callbacks = _check_callbacks(callbacks)
