@@ -47,7 +47,9 @@ from vae_course import data
 from vae_course.data import Batches
 from vae_course.evaluate import evaluate_elbo, iwae_log_likelihood, reconstruction_errors
 from vae_course.recipes import SOURCE_RECIPES, get_recipe
-from vae_course.train import pick_device, seed_everything, train_recipe
+from vae_course.devices import pick_device
+from vae_course.rng import seed_everything
+from vae_course.train import train_recipe
 
 RECIPES = (*SOURCE_RECIPES, "course")
 FEATURE_DIM = 128
@@ -140,17 +142,15 @@ def model_inputs(recipe, x: torch.Tensor) -> tuple[torch.Tensor, str]:
 
 @torch.no_grad()
 def generate(model, n: int, seed: int, batch_size: int = 1000) -> torch.Tensor:
-    """``n`` decoder means of prior draws, on the CPU, reproducibly."""
-    device = next(model.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(seed)
+    """``n`` decoder means of prior draws, on the CPU, reproducibly (the same on every device)."""
+    generator = torch.Generator().manual_seed(seed)
     return torch.cat([model.sample(min(batch_size, n - i), generator=generator).cpu()
                       for i in range(0, n, batch_size)])
 
 
 def iwae_nll(model, x_binary: torch.Tensor, *, k: int, seed: int, progress: bool) -> float:
     """Mean ``-log p(x)`` (IWAE bound, nats per image) over ``x_binary``, with a progress bar."""
-    device = next(model.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)  # CPU: the same draws on every device
     step = 8
     values = [iwae_log_likelihood(model, x_binary[i:i + step], k=k, generator=generator)
               for i in tqdm(range(0, len(x_binary), step), desc="IWAE", unit=f"x{step} images",

@@ -32,7 +32,8 @@ from benchmarks.common import RESULTS, hardware, hardware_slug, read_json, write
 from benchmarks.speed import Variant, compile_setting, parse_variant
 from vae_course import data
 from vae_course.recipes import get_recipe
-from vae_course.train import pick_device, train_recipe
+from vae_course.devices import pick_device
+from vae_course.train import train_recipe
 
 DEFAULT_VARIANTS = ("engine", "engine+bf16", "engine+compile", "engine+bf16+cudagraphs")
 
@@ -40,7 +41,7 @@ DEFAULT_VARIANTS = ("engine", "engine+bf16", "engine+compile", "engine+bf16+cuda
 def time_recipe(recipe: str, variant: Variant, *, dataset: str, device: torch.device,
                 epochs: int | None, subset: int | None, seed: int) -> dict[str, Any]:
     """Train ``recipe`` once with the (engine) variant's options; wall time and what it reached."""
-    options = {"bf16": variant.bf16, "compile": compile_setting(variant), "seed": seed}
+    options = {"bf16": variant.bf16, "torch_compile": compile_setting(variant), "seed": seed}
     if variant.channels_last is not None:
         options["channels_last"] = variant.channels_last
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)

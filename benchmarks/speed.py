@@ -51,7 +51,8 @@ from vae_course import data
 from vae_course.losses import elbo_terms
 from vae_course.models import build_model
 from vae_course.recipes import SOURCE_RECIPES, get_recipe
-from vae_course.train import fit, pick_device
+from vae_course.devices import pick_device
+from vae_course.train import fit
 
 LOOPS = ("idiomatic", "engine")
 OPTIONS = ("channels_last", "bf16", "compile", "cudagraphs")
@@ -236,7 +237,7 @@ def run_once(variant: Variant, model: torch.nn.Module, work: Workload, compiled:
             history = fit(model, work.x, epochs=work.epochs, batch_size=r.batch_size, lr=r.lr,
                           reconstruction=r.reconstruction, kl=r.kl, beta=r.beta, sigma=r.sigma,
                           binarize=r.binarize, drop_last=r.drop_last, device=work.device,
-                          seed=work.seed, bf16=variant.bf16, compile=compile_setting(variant),
+                          seed=work.seed, bf16=variant.bf16, torch_compile=compile_setting(variant),
                           channels_last=variant.channels_last, progress=False)
             loss = history.epochs[-1]["train_loss"]
         else:

@@ -63,7 +63,7 @@ def test_train_refuses_to_overwrite_and_resumes(trained_checkpoint, tmp_path):
     resumed = run_cli("train", "--recipe", "pytorch-mlp", "--epochs", "2", "--subset", "512",
                       "--device", "cpu", "--out", str(copy), "--resume", "--no-progress")
     assert resumed.returncode == 0, resumed.stderr
-    from vae_course.train import load_checkpoint
+    from vae_course.checkpoints import load_checkpoint
     assert len(load_checkpoint(copy / "checkpoint.pt")["history"]["epochs"]) == 2
 
 

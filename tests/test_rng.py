@@ -10,7 +10,7 @@ from vae_course.layers import reparameterize
 from vae_course.models import build_model
 from vae_course.rng import bernoulli, get_rng_state, preserved_rng, randn, seed_everything, set_rng_state
 from vae_course.tolerances import assert_one_pass_close
-from vae_course.train import pick_device
+from vae_course.devices import pick_device
 
 from devices import DEVICES, each_device
 

@@ -9,8 +9,10 @@ import torch
 from vae_course import data
 from vae_course.models import build_model
 from vae_course.tolerances import assert_close_after_steps, assert_one_pass_close
-from vae_course.train import (CheckpointError, History, NonFiniteLossError, fit, load_checkpoint,
-                              load_model, pick_device, save_checkpoint, train_recipe)
+from vae_course.checkpoints import CheckpointError, load_checkpoint, load_model, save_checkpoint
+from vae_course.devices import pick_device
+from vae_course.history import History, NonFiniteLossError
+from vae_course.train import fit, train_recipe
 
 SETTINGS = dict(batch_size=32, lr=1e-3, reconstruction="bernoulli", kl="closed-form", beta=1.0,
                 binarize="none", drop_last=False, device="cpu", progress=False)
@@ -350,7 +352,7 @@ def test_bf16_on_the_cpu_runs_the_forward_pass_in_bfloat16(fashion_dir, capsys):
 
 def test_compile_takes_true_false_or_a_torch_compile_mode():
     with pytest.raises(ValueError, match="reduce-overhead"):
-        _run(_conv_model(), _synthetic(32), compile="cuda-graphs")
+        _run(_conv_model(), _synthetic(32), torch_compile="cuda-graphs")
 
 
 # --------------------------------------------------------------------------- other devices
@@ -404,10 +406,10 @@ def test_deterministic_is_recorded_and_switched_off_afterwards(tmp_path):
 
 
 def test_compile_on_a_device_inductor_cannot_serve_says_to_use_compile_false():
-    from vae_course.train import _check_compilable
-    with pytest.raises(ValueError, match="compile=False"):
-        _check_compilable(torch.device("mps"), True)
-    _check_compilable(torch.device("cpu"), True)  # the CPU is always served
+    from vae_course.devices import check_compilable
+    with pytest.raises(ValueError, match="torch_compile=False"):
+        check_compilable(torch.device("mps"), True)
+    check_compilable(torch.device("cpu"), True)  # the CPU is always served
 
 
 def test_bf16_falls_back_where_the_device_has_no_bfloat16(capsys, monkeypatch):

@@ -151,7 +151,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     from .data import load_tensors
     from .evaluate import evaluate_elbo, iwae_log_likelihood, reconstruction_errors
-    from .train import load_model, pick_device
+    from .checkpoints import load_model
+    from .devices import pick_device
 
     device = pick_device(args.device)
     model, ckpt = load_model(args.checkpoint, device=device)
@@ -187,7 +188,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     import torch
 
     from .plots import save_image_grid
-    from .train import load_model, pick_device
+    from .checkpoints import load_model
+    from .devices import pick_device
 
     if args.n < 1:
         raise CLIError(f"--n must be at least 1 (got {args.n})")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import os
 import platform
-import sys
 import time
 import traceback
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from .models import VAEOutput, build_model
 from .recipes import RECIPES
 from .rng import randn
 from .tolerances import assert_close_after_steps, assert_one_pass_close
-from .train import bf16_supported, has_convolutions, pick_device
+from .devices import bf16_supported, check_compilable, has_convolutions, pick_device
 
 STEPS = 3        # Adam steps per recipe
 BATCH = 16       # images per step
@@ -231,8 +230,7 @@ def environment(device: torch.device) -> list[Check]:
                 "channels-last for convolutional models" if device.type == "cpu" else "contiguous layout",
                 f"bf16 autocast {'available' if bf16_supported(device) else 'not available'} (bf16=True)"]
     try:
-        from .train import _check_compilable
-        _check_compilable(device, True)
+        check_compilable(device, True)
         fit_uses.append("torch.compile available (compile=True)")
     except ValueError:
         fit_uses.append("torch.compile not available here")

@@ -217,6 +217,6 @@ def gaussian_equivalent(reconstruction: str, beta: float, num_pixels: int = NUM_
         raise ValueError(f"gaussian_equivalent: {reconstruction!r} has no Gaussian reading; "
                          f"choose one of gaussian, half-sse, mean-mse")
     if reconstruction != "gaussian" and sigma is not None:
-        raise ValueError(f"gaussian_equivalent: sigma only applies to reconstruction='gaussian'")
+        raise ValueError("gaussian_equivalent: sigma only applies to reconstruction='gaussian'")
     tau = float(beta) * sigma2
     return {"sigma2": sigma2, "beta": float(beta), "beta_at_sigma2_1": tau, "sigma2_at_beta_1": tau}

@@ -60,7 +60,10 @@ def trained(recipe: str, *, dataset: str | None = None, epochs: int | None = Non
     """
     from .data import dataset_name
     from .recipes import get_recipe
-    from .train import History, load_model, pick_device, train_recipe
+    from .checkpoints import load_model
+    from .devices import pick_device
+    from .history import History
+    from .train import train_recipe
 
     spec = get_recipe(recipe)
     dataset = dataset_name(dataset)

@@ -28,26 +28,23 @@ Choices that keep it fast and honest:
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import sys
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from . import models
+from .checkpoints import load_checkpoint, save_checkpoint
 from .data import Batches
-from .evaluate import evaluate_elbo
+from .devices import (COMPILE_MODES, bf16_supported, check_compilable, deterministic_algorithms,
+                      has_convolutions, pick_device)
+from .history import History, RunRecorder, check_callbacks
 from .losses import elbo_terms
-from .rng import get_rng_state, preserved_rng, seed_everything, set_rng_state  # noqa: F401 (re-exported)
+from .rng import get_rng_state, seed_everything, set_rng_state
 
-CHECKPOINT_FORMAT = "vae-course-checkpoint"
-CHECKPOINT_VERSION = 1
 SYNC_EVERY = 50  # on a GPU, read losses back (one sync) every this many steps
 
 # Keys of a checkpoint's config["training"] that change the numbers a run produces; resuming
@@ -58,226 +55,10 @@ TRAJECTORY_KEYS = ("batch_size", "lr", "reconstruction", "kl", "beta", "sigma", 
 # train_recipe: overrides that change recipe fields, and fit arguments recipes do not carry.
 RECIPE_OVERRIDES = ("model_kwargs", "reconstruction", "kl", "beta", "sigma", "lr", "batch_size",
                     "binarize", "drop_last")
-FIT_OVERRIDES = ("seed", "bf16", "compile", "channels_last", "deterministic")
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-
-
-# --------------------------------------------------------------------------- devices and seeds
-
-def has_convolutions(model: nn.Module) -> bool:
-    """Whether ``model`` has a 2-D (transposed) convolution, the layers channels_last speeds up."""
-    return any(isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) for m in model.modules())
-
-
-def pick_device(preference: str | torch.device = "auto") -> torch.device:
-    """The device to train on: ``"auto"`` picks CUDA, then Apple's MPS, then the CPU.
-
-    ``"cpu"``, ``"cuda"``, ``"cuda:1"`` and ``"mps"`` force a device; asking for one that
-    this machine does not have is an error rather than a silent fallback to the CPU.
-    """
-    if isinstance(preference, torch.device):
-        preference = str(preference)
-    if not isinstance(preference, str):
-        raise ValueError(f"device must be a string such as 'auto', 'cpu', 'cuda' or 'mps'; "
-                         f"got {preference!r}")
-    name = preference.strip().lower()
-    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("mps") if has_mps else torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"device={preference!r} is not a device name; use 'auto', 'cpu', "
-                         f"'cuda', 'cuda:N' or 'mps'") from None
-    if device.type == "cpu":
-        return device
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device={preference!r}: CUDA is not available here (no NVIDIA GPU, "
-                             f"or a CPU-only torch build); use device='auto' or 'cpu'")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ValueError(f"device={preference!r}: this machine has "
-                             f"{torch.cuda.device_count()} CUDA device(s), numbered from 0")
-        return device
-    if device.type == "mps":
-        if not has_mps:
-            raise ValueError(f"device={preference!r}: Apple's MPS backend is not available here; "
-                             f"use device='auto' or 'cpu'")
-        return device
-    raise ValueError(f"device={preference!r} is not supported; use 'auto', 'cpu', 'cuda' or 'mps'")
+FIT_OVERRIDES = ("seed", "bf16", "torch_compile", "channels_last", "deterministic")
 
 
 # --------------------------------------------------------------------------- errors, history, state
-
-class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN or infinite; the message names where and what to try."""
-
-    def __init__(self, epoch: int, iteration: int, loss: float, *, global_iteration: int | None = None,
-                 lr: float | None = None, checkpoint: str | os.PathLike | None = None,
-                 saved_epoch: int | None = None):
-        self.epoch, self.iteration, self.loss = epoch, iteration, loss
-        self.global_iteration = global_iteration
-        where = f"epoch {epoch}, iteration {iteration}"
-        if global_iteration is not None:
-            where += f" (iteration {global_iteration} of the run)"
-        lr_text = f" (now {lr:g})" if lr is not None else ""
-        message = (f"the training loss became {loss} at {where}. Try a lower learning rate{lr_text}, "
-                   f"e.g. 10x smaller; check that the images are finite and lie in [0, 1] "
-                   f"(x.min(), x.max(), torch.isfinite(x).all()); with bf16=True, try bf16=False.")
-        if checkpoint is not None:
-            message += (f" The checkpoint {checkpoint} still holds epoch {saved_epoch}, the last "
-                        f"completed one; continue from it with resume=True and the lower lr.")
-        super().__init__(message)
-
-
-class CheckpointError(ValueError):
-    """A file that is not a readable vae-course checkpoint (corrupt, truncated, or something else)."""
-
-
-@dataclass
-class History:
-    """What a run recorded: the loss of every iteration and a summary of every epoch.
-
-    Each ``epochs`` entry is a dict with ``epoch`` (1-based), ``train_loss``,
-    ``train_reconstruction``, ``train_kl`` (means over the epoch's images, while the weights
-    were changing, as Keras and MATLAB report them), ``test_loss``, ``test_reconstruction``,
-    ``test_kl`` (after the epoch; ``None`` without test data) and ``seconds`` (wall time).
-    """
-    iteration_loss: list[float] = field(default_factory=list)
-    epochs: list[dict] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return {"iteration_loss": [float(v) for v in self.iteration_loss],
-                "epochs": [dict(record) for record in self.epochs]}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "History":
-        return cls(iteration_loss=list(data.get("iteration_loss", [])),
-                   epochs=[dict(record) for record in data.get("epochs", [])])
-
-
-@dataclass
-class TrainState:
-    """What callbacks see.  ``iteration`` counts steps over the whole run (1-based, equal to
-    ``len(history.iteration_loss)``); ``loss`` is that step's batch loss, or at epoch end the
-    epoch's mean train loss."""
-    model: nn.Module
-    history: History
-    epoch: int
-    iteration: int
-    loss: float | None
-    epochs: int
-    iterations_per_epoch: int
-    device: torch.device
-
-
-def _check_callbacks(callbacks: Iterable[Any]) -> list[Any]:
-    callbacks = list(callbacks or ())
-    for cb in callbacks:
-        if not (callable(getattr(cb, "on_iteration", None)) or callable(getattr(cb, "on_epoch_end", None))):
-            raise TypeError(f"callback {cb!r} has neither on_iteration(state) nor on_epoch_end(state); "
-                            f"pass objects such as vae_course.plots.LiveLossPlot()")
-    return callbacks
-
-
-# --------------------------------------------------------------------------- checkpoints
-
-def save_checkpoint(path: str | os.PathLike, *, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
-                    config: dict | None = None, history: History | None = None, epoch: int = 0,
-                    rng_state: dict | None = None) -> Path:
-    """Write a checkpoint atomically: to ``path.tmp``, flushed to disk, then renamed over ``path``.
-
-    A crash or Ctrl-C in the middle leaves the previous checkpoint intact.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if config is None:
-        config = {"model": dict(model.config), "training": {}, "recipe": None, "dataset": None}
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "version": CHECKPOINT_VERSION,
-        "epoch": int(epoch),
-        "model": {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()},
-        "optimizer": optimizer.state_dict() if optimizer is not None else None,
-        "config": config,
-        "history": (history or History()).to_dict(),
-        "rng": rng_state,
-        "torch_version": str(torch.__version__),
-    }
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    """Read a checkpoint with ``torch.load(weights_only=True)`` and check that it is one of ours.
-
-    A folder holding ``checkpoint.pt`` (what ``train_recipe(out=...)`` writes) works too.
-    """
-    path = Path(path)
-    if path.is_dir() and (path / "checkpoint.pt").is_file():
-        path = path / "checkpoint.pt"
-    if not path.exists():
-        raise FileNotFoundError(f"no checkpoint at {path}: check the path, or train first "
-                                f"(train_recipe(..., out=FOLDER) or `vae-course train --out FOLDER`)")
-    if not path.is_file():
-        raise CheckpointError(f"{path} is not a file; pass the checkpoint file (e.g. {path / 'checkpoint.pt'})")
-    with open(path, "rb") as fh:
-        head = fh.read(4)
-    if head[:2] not in (b"PK", b"\x80\x02") and head[:1] != b"\x80":  # zip (torch >= 1.6) or pickle
-        raise CheckpointError(f"{path} is not a PyTorch checkpoint (it starts with {head!r}, not a "
-                              f"zip or pickle signature); pass the checkpoint.pt written by "
-                              f"`vae-course train` or vae_course.train.fit")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # torch raises several types for corrupt, truncated or foreign files
-        if "weights only" in str(error).lower():
-            why = ("it holds Python objects other than tensors and plain values, which "
-                   "torch.load(weights_only=True) refuses to run; it was not written by vae_course.train")
-        else:
-            first_line = (str(error).strip().splitlines() or [""])[0]
-            why = (f"{type(error).__name__}: {first_line}; the file is corrupt or truncated "
-                   f"(an interrupted copy?) or is not a torch file")
-        raise CheckpointError(f"cannot read checkpoint {path}: {why}. Retrain, or restore the file "
-                              f"from a backup") from error
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        keys = sorted(ckpt)[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise CheckpointError(f"{path} is a torch file but not a vae-course checkpoint (found {keys}); "
-                              f"load it with torch.load, or pass a checkpoint written by vae_course.train")
-    missing = [k for k in ("epoch", "model", "config", "history") if k not in ckpt]
-    if missing:
-        raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}; it is damaged or from "
-                              f"an incompatible version (format version {ckpt.get('version')})")
-    return ckpt
-
-
-def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
-    """Rebuild the model a checkpoint was trained as, load its weights, put it in eval mode.
-
-    Returns ``(model, checkpoint)``; ``checkpoint["config"]`` and ``["history"]`` say how it
-    was trained and how it went.
-    """
-    ckpt = load_checkpoint(path)
-    model_config = ckpt["config"].get("model") if isinstance(ckpt["config"], dict) else None
-    if not isinstance(model_config, dict) or "arch" not in model_config:
-        raise CheckpointError(f"checkpoint {path} does not say which model it holds "
-                              f"(config['model'] = {model_config!r})")
-    model = models.build_model(**model_config)
-    model.load_state_dict(ckpt["model"])
-    return model.to(pick_device(device)).eval(), ckpt
-
-
-# --------------------------------------------------------------------------- the training loop
 
 def make_optimizer(params: Iterable[nn.Parameter], lr: float, device: torch.device) -> torch.optim.Adam:
     """Adam with the fastest update rule that is exact: one fused kernel on CUDA, else foreach.
@@ -309,47 +90,69 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> None:
                 slot["step"] = slot["step"].to(param.device if on_device else "cpu", torch.float32)
 
 
-def bf16_supported(device: torch.device) -> bool:
-    """Whether bf16 autocast makes sense here: the CPU, or a GPU with bfloat16 units (not a T4)."""
-    if device.type == "cpu":
-        return True
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return False
+def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable,
+                    loss_fn: Callable[[torch.Tensor, torch.Tensor | None], Any], *,
+                    report: Callable[[list[list[float]], list[int]], None] | None = None,
+                    report_every: int = 1) -> tuple[float, float, float]:
+    """One pass over ``batches``: the body of MATLAB's training loop (chapter 6).
 
-
-@contextlib.contextmanager
-def deterministic_algorithms(enabled: bool) -> Iterator[None]:
-    """Make CUDA's kernels deterministic for a block (cuDNN and cuBLAS pick reproducible algorithms).
-
-    On the CPU the course's kernels are deterministic already; on a GPU, convolutions and
-    matrix products may otherwise add in a different order from run to run.
+    For each mini-batch: ``loss_fn(xb, yb)`` gives the ELBO terms per image, their batch
+    means are the loss, then backward and one optimizer step.  The batch means stay on the
+    device; every ``report_every`` steps (and at the end) they are copied to the host at once
+    and handed to ``report(rows, sizes)``, rows being ``[loss, reconstruction, kl]`` per step
+    - one wait for a GPU instead of one per step.  Returns the epoch's mean loss,
+    reconstruction and KL per image.
     """
-    if not enabled:
-        yield
-        return
-    before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark)
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS's condition for determinism
-    torch.use_deterministic_algorithms(True)
-    torch.backends.cudnn.benchmark = False
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(before[0])
-        torch.backends.cudnn.benchmark = before[1]
+    model.train()
+    step_means, sizes, reported = [], [], 0
+    for xb, yb in batches:
+        terms = loss_fn(xb, yb)
+        means = torch.stack((terms.loss, terms.reconstruction, terms.kl)).mean(dim=1)
+        optimizer.zero_grad(set_to_none=True)
+        means[0].backward()
+        optimizer.step()
+        step_means.append(means.detach())
+        sizes.append(len(xb))
+        if report is not None and len(sizes) % report_every == 0:
+            report(torch.stack(step_means[reported:]).tolist(), sizes[reported:])
+            reported = len(sizes)
+    if not sizes:
+        raise ValueError("train_one_epoch: no mini-batches")
+    if report is not None and reported < len(sizes):
+        report(torch.stack(step_means[reported:]).tolist(), sizes[reported:])
+    weights = torch.tensor(sizes, dtype=step_means[0].dtype, device=step_means[0].device)
+    totals = (torch.stack(step_means) * weights[:, None]).sum(dim=0) / weights.sum()
+    loss, reconstruction, kl = totals.tolist()
+    return loss, reconstruction, kl
 
 
-def _float_output(out: models.VAEOutput) -> models.VAEOutput:
-    """bf16 autocast leaves bf16 tensors; the losses are computed in float32."""
-    return type(out)(*(t.float() for t in out))
+def make_loss_fn(model: nn.Module, *, reconstruction: str, kl: str, beta: float, sigma: float | None,
+                 bf16: bool = False) -> Callable:
+    """``loss_fn(xb, yb)`` for :func:`train_one_epoch`: the model's ELBO terms on a batch.
 
+    ``model`` may be a ``torch.compile`` wrapper; with ``bf16`` the forward pass runs under
+    bfloat16 autocast and the terms are computed in float32.
+    """
+    conditional = bool(getattr(model, "conditional", False))
+    device_type = next(model.parameters()).device.type
+
+    def loss_fn(xb: torch.Tensor, yb: torch.Tensor | None):
+        with torch.autocast(device_type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
+            out = model(xb, yb) if conditional else model(xb)
+        if bf16:
+            out = type(out)(*(t.float() for t in out))
+        return elbo_terms(out, xb, reconstruction=reconstruction, kl=kl, beta=beta, sigma=sigma)
+    return loss_fn
+
+
+# --------------------------------------------------------------------------- fit
 
 def fit(model: nn.Module, train_x: torch.Tensor, *, train_y: torch.Tensor | None = None,
         test_x: torch.Tensor | None = None, test_y: torch.Tensor | None = None,
         epochs: int, batch_size: int, lr: float, reconstruction: str, kl: str, beta: float,
         sigma: float | None = None, binarize: str, drop_last: bool, device: str | torch.device = "auto",
-        seed: int = 0, bf16: bool = False, compile: bool | str = False, channels_last: bool | None = None,
-        deterministic: bool = False, callbacks: Sequence[Any] = (),
+        seed: int = 0, bf16: bool = False, torch_compile: bool | str = False,
+        channels_last: bool | None = None, deterministic: bool = False, callbacks: Sequence[Any] = (),
         checkpoint: str | os.PathLike | None = None, resume: bool = False, progress: bool = True,
         config: dict | None = None) -> History:
     """Train ``model`` in place with Adam on the negative ELBO; return the :class:`History`.
@@ -361,214 +164,119 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, train_y: torch.Tensor | None
     to ``epochs`` in total.  ``config`` adds entries such as ``{"recipe": ..., "dataset": ...}``
     to the configuration stored in the checkpoint.
 
-    Speed options (they change the numbers only by float rounding): ``channels_last`` stores
-    convolution weights as NHWC during training, so the convolutions run in the layout oneDNN
-    prefers without a layout conversion per layer (the model is handed back in the usual
-    layout); the default ``None`` turns it on for models with convolutions on the CPU, where
-    ``benchmarks/speed.py`` measured it faster for the MATLAB models and no slower for the
-    TensorFlow one, and leaves it off elsewhere.  ``bf16=True`` runs the forward pass under bfloat16 autocast (CUDA and
-    CPU; the losses, weights and Adam stay float32); ``compile=True`` wraps the model in
-    ``torch.compile``, and a string picks its mode (``"reduce-overhead"`` replays the
-    model's forward and backward kernels as CUDA graphs).  See ``benchmarks/`` for what each
-    one gives.  ``deterministic=True`` makes a GPU run repeat bit for bit (slower; the CPU
-    is deterministic already).  The number of CPU threads is the caller's choice
-    (``torch.set_num_threads`` or ``OMP_NUM_THREADS``).
+    Options that change the numbers only by float rounding: ``channels_last`` (default: on for
+    convolutional models on the CPU, where oneDNN prefers that layout; the model is handed
+    back in the usual one), ``bf16=True`` (bfloat16 autocast for the forward pass on the CPU
+    and on GPUs that have it; weights, losses and Adam stay float32), ``torch_compile=True`` or
+    a ``torch.compile`` mode such as ``"reduce-overhead"`` (CUDA graphs).  ``deterministic=True``
+    makes a GPU run repeat bit for bit (the CPU already does).  ``benchmarks/`` measures them.
     """
     device = pick_device(device)
-    callbacks = _check_callbacks(callbacks)
-    conditional = bool(getattr(model, "conditional", False))
-    if not isinstance(train_x, torch.Tensor):
-        raise TypeError(f"train_x must be a torch.Tensor of images (N, 1, 28, 28); got {type(train_x).__name__}")
-    if conditional and (train_y is None or (test_x is not None and test_y is None)):
-        raise ValueError(f"{type(model).__name__} is conditional: pass the labels as train_y= "
-                         f"(and test_y= with test_x=)")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
-        raise ValueError(f"epochs must be a non-negative integer; got {epochs!r}")
-    use_bf16 = bool(bf16) and bf16_supported(device)
-    if bf16 and not use_bf16:
-        print(f"bf16=True has no effect on {device} (no bfloat16 support, e.g. a T4 or a Mac): "
-              f"training in float32", file=sys.stderr)
-    if not (isinstance(compile, bool) or compile in COMPILE_MODES):
-        raise ValueError(f"compile must be True, False or one of torch.compile's modes "
-                         f"{', '.join(COMPILE_MODES)}; got {compile!r}")
-    if compile:
-        _check_compilable(device, compile)
+    callbacks = check_callbacks(callbacks)
+    use_bf16 = _check_fit_arguments(model, train_x, train_y, test_x, test_y, epochs, device, bf16,
+                                    torch_compile, resume, checkpoint)
     if channels_last is None:
         channels_last = device.type == "cpu" and has_convolutions(model)
-    if conditional:  # once, here, so the forward pass never has to ask the GPU about labels
-        models.check_labels(train_y, model.num_classes, "train_y")
-        if test_y is not None:
-            models.check_labels(test_y, model.num_classes, "test_y")
-
-    training = {"epochs": epochs, "batch_size": int(batch_size), "lr": float(lr),
-                "reconstruction": reconstruction, "kl": kl, "beta": float(beta),
-                "sigma": None if sigma is None else float(sigma), "binarize": binarize,
-                "drop_last": bool(drop_last), "device": str(device), "seed": int(seed),
-                "bf16": bool(bf16), "compile": compile, "channels_last": bool(channels_last),
-                "deterministic": bool(deterministic)}
-    full_config = {"model": dict(model.config), "training": training, "recipe": None, "dataset": None}
-    full_config.update(config or {})
-    checkpoint = Path(checkpoint) if checkpoint is not None else None
-    if resume and checkpoint is None:
-        raise ValueError("resume=True needs checkpoint=PATH (the file to continue from)")
-
+    full_config = _run_config(model, config, epochs=epochs, batch_size=int(batch_size), lr=float(lr),
+                              reconstruction=reconstruction, kl=kl, beta=float(beta),
+                              sigma=None if sigma is None else float(sigma), binarize=binarize,
+                              drop_last=bool(drop_last), device=str(device), seed=int(seed),
+                              bf16=bool(bf16), compile=torch_compile, channels_last=bool(channels_last),
+                              deterministic=bool(deterministic))
     seed_everything(seed)
     model.to(device)
     if channels_last:  # before the optimizer is built, so its state takes the same layout
         model.to(memory_format=torch.channels_last)
-    train_x = train_x.to(device)
-    train_y = train_y.to(device) if (conditional and train_y is not None) else None
-    if test_x is not None:
-        test_x = test_x.to(device)
-        test_y = test_y.to(device) if (conditional and test_y is not None) else None
     optimizer = make_optimizer(model.parameters(), lr, device)
-    history = History()
-    start_epoch = 0
-
-    if resume and checkpoint.exists():
-        saved = load_checkpoint(checkpoint)
-        _check_resumable(saved["config"], full_config, checkpoint)
-        model.load_state_dict(saved["model"])
-        load_optimizer_state(optimizer, saved["optimizer"])
-        for group in optimizer.param_groups:
-            group["lr"] = float(lr)
-        history = History.from_dict(saved["history"])
-        start_epoch = int(saved["epoch"])
-        set_rng_state(saved["rng"], device)  # warns when saved on another kind of device
-    elif checkpoint is not None:
-        # Epoch 0: so even an interrupted first epoch leaves something to resume from.
-        save_checkpoint(checkpoint, model=model, optimizer=optimizer, config=full_config,
-                        history=history, epoch=0, rng_state=get_rng_state(device))
-    saved_epoch = start_epoch  # the epoch the checkpoint file holds
-
-    batches = Batches(train_x, train_y, batch_size=batch_size, shuffle=True, drop_last=drop_last,
-                      binarize=binarize, seed=seed)
-    n_batches = len(batches)
-    if n_batches == 0:
+    checkpoint = Path(checkpoint) if checkpoint is not None else None
+    history, start_epoch = _start_or_resume(model, optimizer, full_config, checkpoint, resume, device)
+    conditional = bool(getattr(model, "conditional", False))
+    batches = Batches(train_x.to(device), train_y.to(device) if conditional else None,
+                      batch_size=batch_size, shuffle=True, drop_last=drop_last, binarize=binarize, seed=seed)
+    if len(batches) == 0:
         raise ValueError(f"no mini-batches: {len(train_x)} training images with batch_size={batch_size} "
                          f"and drop_last=True; use a smaller batch_size or drop_last=False")
-    step_model = model
-    if compile:
-        step_model = torch.compile(model, mode=None if compile is True else compile)
-    on_iteration = [cb.on_iteration for cb in callbacks if callable(getattr(cb, "on_iteration", None))]
-    on_epoch_end = [cb.on_epoch_end for cb in callbacks if callable(getattr(cb, "on_epoch_end", None))]
-    sync_every = 1 if device.type == "cpu" else SYNC_EVERY
+    step_model = torch.compile(model, mode=None if torch_compile is True else torch_compile) \
+        if torch_compile else model
     loss_kwargs = {"reconstruction": reconstruction, "kl": kl, "beta": beta, "sigma": sigma}
-
-    bar = tqdm(total=epochs * n_batches, initial=min(start_epoch, epochs) * n_batches,
-               disable=not progress, unit="it", dynamic_ncols=True, desc=f"epoch {start_epoch}/{epochs}")
-    epoch = start_epoch
-    settings = contextlib.ExitStack()
-    settings.enter_context(deterministic_algorithms(deterministic))
+    run = RunRecorder(model, history, callbacks, epochs, len(batches), device, checkpoint, start_epoch, lr,
+               progress)
+    test = None if test_x is None else (test_x.to(device), test_y.to(device) if conditional else None)
     try:
-        for epoch in range(start_epoch + 1, epochs + 1):
-            started = time.perf_counter()
-            bar.set_description(f"epoch {epoch}/{epochs}")
-            model.train()
-            batches.set_epoch(epoch)
-            step_means = torch.zeros(n_batches, 3, device=device)  # loss, reconstruction, kl
-            sizes: list[int] = []
-            totals = [0.0, 0.0, 0.0]
-            done = 0  # steps already read back to the host
-
-            def read_back(upto: int) -> None:
-                """One device->host copy for steps done..upto-1: check, record, report."""
-                nonlocal done
-                for j, (loss, rec, kl_value) in enumerate(step_means[done:upto].tolist(), start=done):
-                    if not math.isfinite(loss):
-                        raise NonFiniteLossError(epoch, j + 1, loss,
-                                                 global_iteration=len(history.iteration_loss) + 1, lr=lr,
-                                                 checkpoint=checkpoint, saved_epoch=saved_epoch)
-                    n = sizes[j]
-                    totals[0] += loss * n
-                    totals[1] += rec * n
-                    totals[2] += kl_value * n
-                    history.iteration_loss.append(loss)
-                    if on_iteration:
-                        state = TrainState(model, history, epoch, len(history.iteration_loss), loss,
-                                           epochs, n_batches, device)
-                        with preserved_rng(device):
-                            for callback in on_iteration:
-                                callback(state)
-                bar.update(upto - done)
-                bar.set_postfix(loss=f"{loss:.2f}", refresh=False)
-                done = upto
-
-            for i, (xb, yb) in enumerate(batches):
-                with torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext():
-                    out = step_model(xb, yb) if conditional else step_model(xb)
-                if use_bf16:
-                    out = _float_output(out)
-                terms = elbo_terms(out, xb, **loss_kwargs)
-                means = torch.stack((terms.loss, terms.reconstruction, terms.kl)).mean(dim=1)
-                optimizer.zero_grad(set_to_none=True)
-                means[0].backward()
-                optimizer.step()
-                step_means[i] = means.detach()
-                sizes.append(xb.shape[0])
-                if (i + 1) % sync_every == 0 or i + 1 == n_batches:
-                    read_back(i + 1)
-
-            rng_state = get_rng_state(device)  # where the next epoch's random streams start
-            seen = sum(sizes)
-            record = {"epoch": epoch, "train_loss": totals[0] / seen,
-                      "train_reconstruction": totals[1] / seen, "train_kl": totals[2] / seen,
-                      "test_loss": None, "test_reconstruction": None, "test_kl": None}
-            if test_x is not None:
-                with preserved_rng(device):
-                    test = evaluate_elbo(model, test_x, y=test_y, binarize=binarize, **loss_kwargs)
-                record.update(test_loss=test["loss"], test_reconstruction=test["reconstruction"],
-                              test_kl=test["kl"])
-            record["seconds"] = time.perf_counter() - started
-            history.epochs.append(record)
-            if checkpoint is not None:
-                save_checkpoint(checkpoint, model=model, optimizer=optimizer, config=full_config,
-                                history=history, epoch=epoch, rng_state=rng_state)
-                saved_epoch = epoch
-            postfix = {"loss": f"{record['train_loss']:.2f}"}
-            if record["test_loss"] is not None:
-                postfix["test"] = f"{record['test_loss']:.2f}"
-            bar.set_postfix(postfix)
-            if on_epoch_end:
-                state = TrainState(model, history, epoch, len(history.iteration_loss),
-                                   record["train_loss"], epochs, n_batches, device)
-                with preserved_rng(device):
-                    for callback in on_epoch_end:
-                        callback(state)
+        with deterministic_algorithms(deterministic):
+            for epoch in range(start_epoch + 1, epochs + 1):
+                run.start_epoch(epoch)
+                batches.set_epoch(epoch)
+                means = train_one_epoch(model, optimizer, batches,
+                                        make_loss_fn(step_model, bf16=use_bf16, **loss_kwargs),
+                                        report=run.record_steps,
+                                        report_every=1 if device.type == "cpu" else SYNC_EVERY)
+                run.end_epoch(means, get_rng_state(device), test, binarize, loss_kwargs,
+                              optimizer, full_config)
     except KeyboardInterrupt:
-        bar.close()
-        if checkpoint is None:
-            print(f"\nTraining interrupted in epoch {epoch}; no checkpoint was written (pass "
-                  f"checkpoint=PATH to fit to be able to resume). The model keeps its current weights.",
-                  file=sys.stderr)
-        else:
-            print(f"\nTraining interrupted in epoch {epoch}. {checkpoint} holds epoch {saved_epoch}, "
-                  f"the last completed one. Continue with the same call and resume=True "
-                  f"(fit(..., checkpoint=..., resume=True), train_recipe(..., resume=True) or "
-                  f"`vae-course train ... --resume`).", file=sys.stderr)
+        run.interrupted()
         raise
     finally:
-        settings.close()
-        bar.close()
+        run.close()
         if channels_last:
             model.to(memory_format=torch.contiguous_format)
     model.eval()
     return history
 
 
-def _check_compilable(device: torch.device, mode: bool | str) -> None:
-    """A clear error where torch.compile's Inductor backend cannot generate code for ``device``."""
-    if device.type == "cpu":
-        return
-    if device.type == "cuda":
-        from torch.utils._triton import has_triton
-        if has_triton():
-            return
-        why = "Inductor needs Triton for CUDA and it is not installed (pip install triton)"
-    else:
-        why = f"Inductor does not generate code for {device.type} in the torch versions the course supports"
-    raise ValueError(f"compile={mode!r} on {device}: {why}; train with compile=False "
-                     f"(the default) - it computes the same model")
+def _check_fit_arguments(model, train_x, train_y, test_x, test_y, epochs, device, bf16, torch_compile,
+                         resume, checkpoint) -> bool:
+    """Refuse what cannot work with a clear message; return whether bf16 autocast is used."""
+    conditional = bool(getattr(model, "conditional", False))
+    if not isinstance(train_x, torch.Tensor):
+        raise TypeError(f"train_x must be a torch.Tensor of images (N, 1, 28, 28); got {type(train_x).__name__}")
+    if conditional and (train_y is None or (test_x is not None and test_y is None)):
+        raise ValueError(f"{type(model).__name__} is conditional: pass the labels as train_y= "
+                         f"(and test_y= with test_x=)")
+    if conditional:  # once, here, so the forward pass never has to ask the GPU about labels
+        models.check_labels(train_y, model.num_classes, "train_y")
+        if test_y is not None:
+            models.check_labels(test_y, model.num_classes, "test_y")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+        raise ValueError(f"epochs must be a non-negative integer; got {epochs!r}")
+    if not (isinstance(torch_compile, bool) or torch_compile in COMPILE_MODES):
+        raise ValueError(f"torch_compile must be True, False or one of torch.compile's modes "
+                         f"{', '.join(COMPILE_MODES)}; got {torch_compile!r}")
+    if torch_compile:
+        check_compilable(device, torch_compile)
+    if resume and checkpoint is None:
+        raise ValueError("resume=True needs checkpoint=PATH (the file to continue from)")
+    use_bf16 = bool(bf16) and bf16_supported(device)
+    if bf16 and not use_bf16:
+        print(f"bf16=True has no effect on {device} (no bfloat16 support, e.g. a T4 or a Mac): "
+              f"training in float32", file=sys.stderr)
+    return use_bf16
+
+
+def _run_config(model: nn.Module, extra: dict | None, **training: Any) -> dict:
+    """The configuration a checkpoint stores: model, training settings, recipe and dataset."""
+    config = {"model": dict(model.config), "training": training, "recipe": None, "dataset": None}
+    config.update(extra or {})
+    return config
+
+
+def _start_or_resume(model, optimizer, config: dict, checkpoint: Path | None, resume: bool,
+                     device: torch.device) -> tuple[History, int]:
+    """Load the checkpoint to continue from, or write epoch 0 (so even epoch 1 can be resumed)."""
+    if resume and checkpoint.exists():
+        saved = load_checkpoint(checkpoint)
+        _check_resumable(saved["config"], config, checkpoint)
+        model.load_state_dict(saved["model"])
+        load_optimizer_state(optimizer, saved["optimizer"])
+        for group in optimizer.param_groups:
+            group["lr"] = config["training"]["lr"]
+        set_rng_state(saved["rng"], device)  # warns when saved on another kind of device
+        return History.from_dict(saved["history"]), int(saved["epoch"])
+    history = History()
+    if checkpoint is not None:
+        save_checkpoint(checkpoint, model=model, optimizer=optimizer, config=config,
+                        history=history, epoch=0, rng_state=get_rng_state(device))
+    return history, 0
 
 
 def _check_resumable(saved: dict, current: dict, path: Path) -> None:
