@@ -24,8 +24,8 @@ DYNAMIC_TEST_SEED = 1234  # fixed, so a dynamically binarized test set is the sa
 
 
 @contextlib.contextmanager
-def _inference(model: nn.Module) -> Iterator[torch.device]:
-    """Eval mode and no gradients for the block; yields the model's device."""
+def inference(model: nn.Module) -> Iterator[torch.device]:
+    """Eval mode and no gradients for the block, then the model's own mode back; yields its device."""
     was_training = model.training
     model.eval()
     try:
@@ -67,7 +67,7 @@ def evaluate_elbo(model: nn.Module, x: torch.Tensor, *, reconstruction: str, kl:
     if len(x) == 0:
         raise ValueError("evaluate_elbo: x holds no images")
     totals = torch.zeros(3, dtype=torch.float64)
-    with _inference(model) as device:
+    with inference(model) as device:
         conditional = _conditional(model, y, "evaluate_elbo")
         generator = None
         if binarize == "dynamic":
@@ -91,7 +91,7 @@ def reconstruction_errors(model: nn.Module, x: torch.Tensor, batch_size: int = 1
     flag the images the model finds unusual (chapter 7's anomaly detection).
     """
     errors = []
-    with _inference(model) as device:
+    with inference(model) as device:
         conditional = _conditional(model, y, "reconstruction_errors")
         for start in range(0, len(x), batch_size):
             xb = x[start:start + batch_size].to(device)
@@ -105,7 +105,7 @@ def encode_means(model: nn.Module, x: torch.Tensor, batch_size: int = 1000,
                  y: torch.Tensor | None = None) -> np.ndarray:
     """The encoder's means ``mu`` for every image, shape ``(N, latent_dim)`` (for latent-space plots)."""
     means = []
-    with _inference(model) as device:
+    with inference(model) as device:
         conditional = _conditional(model, y, "encode_means")
         for start in range(0, len(x), batch_size):
             xb = x[start:start + batch_size].to(device)
@@ -147,7 +147,7 @@ def iwae_log_likelihood(model: nn.Module, x: torch.Tensor, k: int = 1000, batch_
         raise ValueError("iwae_log_likelihood: x must be binary (0/1) for the Bernoulli likelihood; "
                          "binarize it first, e.g. (x > 0.5).float(), as the model was trained")
     results = []
-    with _inference(model) as device:
+    with inference(model) as device:
         for start in range(0, len(x), batch_size):
             xb = x[start:start + batch_size].to(device)
             n = len(xb)

@@ -84,7 +84,7 @@ def check_callbacks(callbacks: Iterable[Any]) -> list[Any]:
     for cb in callbacks:
         if not (callable(getattr(cb, "on_iteration", None)) or callable(getattr(cb, "on_epoch_end", None))):
             raise TypeError(f"callback {cb!r} has neither on_iteration(state) nor on_epoch_end(state); "
-                            f"pass objects such as vae_course.plots.LiveLossPlot()")
+                            f"pass objects such as vae_course.monitors.LiveLossPlot()")
     return callbacks
 
 
