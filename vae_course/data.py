@@ -427,6 +427,16 @@ def _derived_seed(*numbers: int) -> int:
     return int(state[0]) >> 1
 
 
+def binarized(x: torch.Tensor, mode: str, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Pixels as a recipe trains on them: ``"none"`` keeps grey levels, ``"static"`` thresholds
+    at 0.5 (the TensorFlow tutorial), ``"dynamic"`` draws ``bernoulli(x)`` (see ``rng.bernoulli``)."""
+    if mode == "static":
+        return (x > 0.5).to(x.dtype)
+    if mode == "dynamic":
+        return bernoulli(x, generator)
+    return x
+
+
 class Batches:
     """Mini-batches sliced by index out of tensors already on the training device.
 
@@ -462,7 +472,7 @@ class Batches:
             raise ValueError(f"binarize={binarize!r} needs float pixel values in [0, 1] "
                              f"(as load_tensors returns)")
         if binarize == "static":
-            x = (x > 0.5).to(x.dtype)
+            x = binarized(x, "static")
         self.x, self.y = x, y
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.binarize, self.seed = binarize, seed
@@ -502,5 +512,5 @@ class Batches:
             xb = self.x[rows]
             yb = self.y[rows] if self.y is not None else None
             if noise is not None:
-                xb = bernoulli(xb, noise)
+                xb = binarized(xb, "dynamic", noise)
             yield xb, yb

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
+import re
+from pathlib import Path
 from typing import Iterator
 
 import torch
@@ -102,3 +105,24 @@ def check_compilable(device: torch.device, mode: bool | str) -> None:
         why = f"Inductor does not generate code for {device.type} in the torch versions the course supports"
     raise ValueError(f"torch_compile={mode!r} on {device}: {why}; train with torch_compile=False "
                      f"(the default) - it computes the same model")
+
+
+def cpu_info() -> tuple[str, list[str]]:
+    """The CPU's model name and instruction-set flags (from /proc/cpuinfo where there is one)."""
+    fallback = platform.processor() or platform.machine()
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return fallback, []
+    model = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
+    flags = re.search(r"^flags\s*:\s*(.+)$", text, re.M)
+    return (model.group(1).strip() if model else fallback, flags.group(1).split() if flags else [])
+
+
+def describe_hardware() -> str:
+    """One line naming what this process computes on: the GPU, or the CPU with its threads."""
+    if torch.cuda.is_available():
+        return f"GPU {torch.cuda.get_device_name(0)}"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return f"Apple GPU (MPS) on {platform.machine()}"
+    return f"CPU {cpu_info()[0]}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"

@@ -17,9 +17,9 @@ from torch.nn import functional as F
 
 from .losses import elbo_terms, log_normal_pdf
 from .models import check_labels
-from .rng import bernoulli, randn
+from .data import BINARIZE_MODES, binarized
+from .rng import randn
 
-BINARIZE_MODES = ("none", "static", "dynamic")
 DYNAMIC_TEST_SEED = 1234  # fixed, so a dynamically binarized test set is the same every epoch
 
 
@@ -44,14 +44,6 @@ def _conditional(model: nn.Module, y: torch.Tensor | None, caller: str) -> bool:
     return conditional
 
 
-def _binarized(x: torch.Tensor, binarize: str, generator: torch.Generator | None) -> torch.Tensor:
-    if binarize == "static":
-        return (x > 0.5).to(x.dtype)          # the same threshold as vae_course.data.Batches
-    if binarize == "dynamic":
-        return bernoulli(x, generator)
-    return x
-
-
 def evaluate_elbo(model: nn.Module, x: torch.Tensor, *, reconstruction: str, kl: str,
                   beta: float = 1.0, sigma: float | None = None, binarize: str = "none",
                   batch_size: int = 1000, y: torch.Tensor | None = None) -> dict[str, float]:
@@ -73,7 +65,7 @@ def evaluate_elbo(model: nn.Module, x: torch.Tensor, *, reconstruction: str, kl:
         if binarize == "dynamic":
             generator = torch.Generator().manual_seed(DYNAMIC_TEST_SEED)  # CPU: same on every device
         for start in range(0, len(x), batch_size):
-            xb = _binarized(x[start:start + batch_size].to(device), binarize, generator)
+            xb = binarized(x[start:start + batch_size].to(device), binarize, generator)
             out = model(xb, y[start:start + batch_size].to(device)) if conditional else model(xb)
             terms = elbo_terms(out, xb, reconstruction=reconstruction, kl=kl, beta=beta, sigma=sigma)
             # Sum in float64 on the CPU: Apple's MPS has no float64, and 10,000 float32

@@ -13,7 +13,6 @@ import contextlib
 import hashlib
 import json
 import os
-import platform
 from pathlib import Path
 
 import torch
@@ -101,29 +100,13 @@ def _exclusive(lock_path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def hardware() -> str:
-    """One line naming the device this notebook computes on."""
-    if torch.cuda.is_available():
-        return f"GPU {torch.cuda.get_device_name(0)}"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return f"Apple GPU (MPS) on {platform.machine()}"
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"CPU {cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
-
-
 def describe_run(dataset: str | None = None, **settings) -> None:
     """Print dataset, settings and hardware: the provenance of this notebook's results."""
     from .data import dataset_name
+    from .devices import describe_hardware
     parts = [f"dataset: {dataset_name(dataset)}"]
     parts += [f"{k}: {v}" for k, v in settings.items()]
-    parts.append(f"hardware: {hardware()}")
+    parts.append(f"hardware: {describe_hardware()}")
     parts.append(f"torch {torch.__version__}")
     if quick_mode():
         parts.append("QUICK MODE (CI): tiny runs, numbers are not meaningful")
