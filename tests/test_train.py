@@ -127,17 +127,34 @@ def test_ctrl_c_in_the_first_epoch_keeps_the_initial_weights(tmp_path):
     _assert_same_weights(model, initial)
 
 
+class _PoisonWeightsAt:
+    """A callback that breaks the model after a given step, as a bad update would."""
+
+    def __init__(self, iteration: int):
+        self.iteration = iteration
+
+    def on_iteration(self, state):
+        if state.iteration == self.iteration:
+            with torch.no_grad():
+                next(state.model.parameters()).fill_(float("nan"))
+
+
+def test_images_outside_0_1_are_refused_before_training(tmp_path):
+    for bad in (_synthetic(64) * 255, _synthetic(64).masked_fill(torch.rand(64, 1, 28, 28) < 0.01, float("nan"))):
+        with pytest.raises(ValueError, match=r"\[0, 1\].*x.float\(\) / 255"):
+            _run(_model(), bad, checkpoint=tmp_path / "c.pt")
+    assert not (tmp_path / "c.pt").exists()  # nothing written for a run that cannot start
+
+
 def test_nan_loss_names_epoch_and_iteration(tmp_path):
     x = _synthetic(100)
     path = tmp_path / "checkpoint.pt"
     model = _model()
     _run(model, x, epochs=1, checkpoint=path)
-    bad = x.clone()
-    bad[:] = float("nan")  # e.g. a broken preprocessing step
-    with pytest.raises(NonFiniteLossError, match=r"epoch 2, iteration 1 \(iteration 5 of the run\)") as info:
-        _run(model, bad, epochs=3, checkpoint=path, resume=True)
+    with pytest.raises(NonFiniteLossError, match=r"epoch 2, iteration 2 \(iteration 6 of the run\)") as info:
+        _run(model, x, epochs=3, checkpoint=path, resume=True, callbacks=[_PoisonWeightsAt(5)])
     error = info.value
-    assert isinstance(error, FloatingPointError) and (error.epoch, error.iteration) == (2, 1)
+    assert isinstance(error, FloatingPointError) and (error.epoch, error.iteration) == (2, 2)
     assert "lower learning rate" in str(error) and "[0, 1]" in str(error)
     assert str(path) in str(error) and "holds epoch 1" in str(error)
     assert load_checkpoint(path)["epoch"] == 1  # the last good epoch is still there
@@ -149,7 +166,9 @@ def test_nan_loss_names_epoch_and_iteration(tmp_path):
 def test_pick_device():
     assert pick_device("cpu") == torch.device("cpu")
     assert pick_device(torch.device("cpu")) == torch.device("cpu")
-    assert pick_device("auto").type in {"cuda", "mps", "cpu"}
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    expected = "cuda" if torch.cuda.is_available() else "mps" if mps else "cpu"
+    assert pick_device("auto").type == expected
     if not torch.cuda.is_available():
         assert pick_device("auto").type != "cuda"
         with pytest.raises(ValueError, match="device='cuda'.*CUDA is not available"):

@@ -118,8 +118,9 @@ def gaussian_nll(x_hat: torch.Tensor, x: torch.Tensor,
     """
     _same_shape("gaussian_nll", x_hat, x)
     sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
-    if bool((sigma <= 0).any()):
-        raise ValueError(f"gaussian_nll: sigma must be positive, got {sigma.tolist()}")
+    if not bool(((sigma > 0) & torch.isfinite(sigma)).all()):  # also refuses NaN
+        shown = sigma.tolist() if sigma.numel() <= 8 else f"{sigma.numel()} values incl. {sigma.flatten()[:4].tolist()}"
+        raise ValueError(f"gaussian_nll: sigma must be positive and finite, got {shown}")
     nll = 0.5 * ((x - x_hat) / sigma).pow(2) + torch.log(sigma) + 0.5 * LOG_2PI
     return _sum_per_example(nll.expand_as(x))
 

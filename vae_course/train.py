@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from . import models
-from .checkpoints import load_checkpoint, save_checkpoint
+from .checkpoints import load_checkpoint, require_resumable, run_lock, save_checkpoint, summary
 from .data import Batches
 from .devices import (COMPILE_MODES, bf16_supported, check_compilable, deterministic_algorithms,
                       has_convolutions, pick_device)
@@ -188,22 +188,34 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, train_y: torch.Tensor | None
     if channels_last:  # before the optimizer is built, so its state takes the same layout
         model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model.parameters(), lr, device)
-    checkpoint = Path(checkpoint) if checkpoint is not None else None
-    history, start_epoch = _start_or_resume(model, optimizer, full_config, checkpoint, resume, device)
     conditional = bool(getattr(model, "conditional", False))
-    batches = Batches(train_x.to(device), train_y.to(device) if conditional else None,
-                      batch_size=batch_size, shuffle=True, drop_last=drop_last, binarize=binarize, seed=seed)
-    if len(batches) == 0:
-        raise ValueError(f"no mini-batches: {len(train_x)} training images with batch_size={batch_size} "
-                         f"and drop_last=True; use a smaller batch_size or drop_last=False")
+    batches = Batches(train_x.to(device), train_y.to(device) if conditional else None,  # checks first,
+                      batch_size=batch_size, shuffle=True, drop_last=drop_last,      # before any file
+                      binarize=binarize, seed=seed)                                   # is written
+    checkpoint = Path(checkpoint) if checkpoint is not None else None
+    with run_lock(checkpoint.parent) if checkpoint is not None else contextlib.nullcontext():
+        history, start_epoch = _start_or_resume(model, optimizer, full_config, checkpoint, resume, device)
+        _train_epochs(model, optimizer, batches, full_config, history, start_epoch, callbacks, checkpoint,
+                      progress, use_bf16, test_x, test_y)
+    model.eval()
+    return history
+
+
+def _train_epochs(model, optimizer, batches, config, history, start_epoch, callbacks, checkpoint,
+                  progress, use_bf16, test_x, test_y) -> None:
+    """The epochs of :func:`fit`: train, then test, record, checkpoint and call back."""
+    training = config["training"]
+    device, epochs = torch.device(training["device"]), training["epochs"]
+    conditional = bool(getattr(model, "conditional", False))
+    torch_compile, channels_last = training["compile"], training["channels_last"]
     step_model = torch.compile(model, mode=None if torch_compile is True else torch_compile) \
         if torch_compile else model
-    loss_kwargs = {"reconstruction": reconstruction, "kl": kl, "beta": beta, "sigma": sigma}
-    run = RunRecorder(model, history, callbacks, epochs, len(batches), device, checkpoint, start_epoch, lr,
-               progress)
+    loss_kwargs = {k: training[k] for k in ("reconstruction", "kl", "beta", "sigma")}
+    run = RunRecorder(model, history, callbacks, epochs, len(batches), device, checkpoint, start_epoch,
+                      training["lr"], progress)
     test = None if test_x is None else (test_x.to(device), test_y.to(device) if conditional else None)
     try:
-        with deterministic_algorithms(deterministic):
+        with deterministic_algorithms(training["deterministic"]):
             for epoch in range(start_epoch + 1, epochs + 1):
                 run.start_epoch(epoch)
                 batches.set_epoch(epoch)
@@ -211,8 +223,8 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, train_y: torch.Tensor | None
                                         make_loss_fn(step_model, bf16=use_bf16, **loss_kwargs),
                                         report=run.record_steps,
                                         report_every=1 if device.type == "cpu" else SYNC_EVERY)
-                run.end_epoch(means, get_rng_state(device), test, binarize, loss_kwargs,
-                              optimizer, full_config)
+                run.end_epoch(means, get_rng_state(device), test, training["binarize"], loss_kwargs,
+                              optimizer, config)
     except KeyboardInterrupt:
         run.interrupted()
         raise
@@ -220,8 +232,6 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, train_y: torch.Tensor | None
         run.close()
         if channels_last:
             model.to(memory_format=torch.contiguous_format)
-    model.eval()
-    return history
 
 
 def _check_fit_arguments(model, train_x, train_y, test_x, test_y, epochs, device, bf16, torch_compile,
@@ -237,6 +247,10 @@ def _check_fit_arguments(model, train_x, train_y, test_x, test_y, epochs, device
         models.check_labels(train_y, model.num_classes, "train_y")
         if test_y is not None:
             models.check_labels(test_y, model.num_classes, "test_y")
+    if train_x.numel() and not (train_x.is_floating_point() and bool(torch.isfinite(train_x).all())
+                                and 0 <= float(train_x.min()) and float(train_x.max()) <= 1):
+        raise ValueError("train_x must hold finite pixel values in [0, 1] (float); images stored as "
+                         "0-255 bytes need x.float() / 255, as vae_course.data.load_tensors does")
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"epochs must be a non-negative integer; got {epochs!r}")
     if not (isinstance(torch_compile, bool) or torch_compile in COMPILE_MODES):
@@ -265,6 +279,7 @@ def _start_or_resume(model, optimizer, config: dict, checkpoint: Path | None, re
     """Load the checkpoint to continue from, or write epoch 0 (so even epoch 1 can be resumed)."""
     if resume and checkpoint.exists():
         saved = load_checkpoint(checkpoint)
+        require_resumable(saved, checkpoint)
         _check_resumable(saved["config"], config, checkpoint)
         model.load_state_dict(saved["model"])
         load_optimizer_state(optimizer, saved["optimizer"])
@@ -282,8 +297,13 @@ def _start_or_resume(model, optimizer, config: dict, checkpoint: Path | None, re
 def _check_resumable(saved: dict, current: dict, path: Path) -> None:
     """Refuse a checkpoint of another model; warn when settings that change the numbers differ."""
     if saved.get("model") != current["model"]:
-        raise ValueError(f"cannot resume from {path}: it holds model {saved.get('model')}, but this "
-                         f"model is {current['model']}; use resume=False or another checkpoint path")
+        raise ValueError(f"cannot resume from {path}: it holds model {summary(saved.get('model'))}, but "
+                         f"this model is {current['model']}; use resume=False or another checkpoint path")
+    for key in ("recipe", "dataset", "subset"):  # another run's data would be relabelled as this one
+        if key in current and saved.get(key) != current.get(key):
+            raise ValueError(f"cannot resume from {path}: it was trained with {key} "
+                             f"{summary(saved.get(key))}, not {current.get(key)!r}; resume with the same "
+                             f"{key} (--{key} {summary(saved.get(key))}) or train into another folder")
     before, now = saved.get("training", {}), current["training"]
     changed = [f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in TRAJECTORY_KEYS if before.get(k) != now.get(k)]
     if changed:
