@@ -35,6 +35,11 @@ def inference(model: nn.Module) -> Iterator[torch.device]:
         model.train(was_training)
 
 
+def _check_batch_size(batch_size: int, caller: str) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"{caller}: batch_size must be a positive whole number of images, got {batch_size!r}")
+
+
 def _conditional(model: nn.Module, y: torch.Tensor | None, caller: str) -> bool:
     conditional = bool(getattr(model, "conditional", False))
     if conditional and y is None:
@@ -58,6 +63,7 @@ def evaluate_elbo(model: nn.Module, x: torch.Tensor, *, reconstruction: str, kl:
         raise ValueError(f"evaluate_elbo: binarize must be one of {', '.join(BINARIZE_MODES)}, got {binarize!r}")
     if len(x) == 0:
         raise ValueError("evaluate_elbo: x holds no images")
+    _check_batch_size(batch_size, "evaluate_elbo")
     totals = torch.zeros(3, dtype=torch.float64)
     with inference(model) as device:
         conditional = _conditional(model, y, "evaluate_elbo")
@@ -82,6 +88,7 @@ def reconstruction_errors(model: nn.Module, x: torch.Tensor, batch_size: int = 1
     ``reconstruct`` decodes the posterior mean, so the errors are deterministic: large ones
     flag the images the model finds unusual (chapter 7's anomaly detection).
     """
+    _check_batch_size(batch_size, "reconstruction_errors")
     errors = []
     with inference(model) as device:
         conditional = _conditional(model, y, "reconstruction_errors")
@@ -96,6 +103,7 @@ def reconstruction_errors(model: nn.Module, x: torch.Tensor, batch_size: int = 1
 def encode_means(model: nn.Module, x: torch.Tensor, batch_size: int = 1000,
                  y: torch.Tensor | None = None) -> np.ndarray:
     """The encoder's means ``mu`` for every image, shape ``(N, latent_dim)`` (for latent-space plots)."""
+    _check_batch_size(batch_size, "encode_means")
     means = []
     with inference(model) as device:
         conditional = _conditional(model, y, "encode_means")
