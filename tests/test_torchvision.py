@@ -75,7 +75,8 @@ def test_fashion_mnist_reader_equals_torchvision(fashion_dir, tmp_path):
 
 def test_load_tensors_equals_to_tensor_items(fashion_dir, tmp_path):
     # ToTensor() turns one uint8 PIL image into float32 (1, 28, 28) / 255; load_tensors does
-    # the same to the whole split at once. Bit for bit, labels included.
+    # the same to the whole split at once. One correctly rounded IEEE division of the same
+    # numbers on both sides, so bit for bit on any CPU (tests/README.md), labels included.
     root = torchvision_root(fashion_dir, datasets.FashionMNIST, tmp_path)
     theirs = datasets.FashionMNIST(root, train=False, download=False,
                                    transform=transforms.ToTensor())
