@@ -21,6 +21,12 @@ REQUIREJS    := $(NPM_PREFIX)/node_modules/requirejs
 setup:
 	$(SETUP)
 
+# The second environment CI tests: torch 2.14.1 + torchvision 0.29.1 in .venv-vision, running
+# the torchvision cross-checks, chapter 2 under nbval and the package tests (see the script).
+.PHONY: test-vision
+test-vision:
+	bash tools/ci_torchvision.sh
+
 book-assets:
 	@if [ -f $(WIDGETS_DIR)/embed-amd.js ] && [ -f $(WIDGETS_DIR)/require.js ]; then \
 	  echo "book-assets: $(WIDGETS_DIR) already present"; \
