@@ -63,22 +63,29 @@ def evaluate_elbo(model: nn.Module, x: torch.Tensor, *, reconstruction: str, kl:
         raise ValueError(f"evaluate_elbo: binarize must be one of {', '.join(BINARIZE_MODES)}, got {binarize!r}")
     if len(x) == 0:
         raise ValueError("evaluate_elbo: x holds no images")
-    _check_batch_size(batch_size, "evaluate_elbo")
     totals = torch.zeros(3, dtype=torch.float64)
-    with inference(model) as device:
-        conditional = _conditional(model, y, "evaluate_elbo")
-        generator = None
-        if binarize == "dynamic":
-            generator = torch.Generator().manual_seed(DYNAMIC_TEST_SEED)  # CPU: same on every device
-        for start in range(0, len(x), batch_size):
-            xb = binarized(x[start:start + batch_size].to(device), binarize, generator)
-            out = model(xb, y[start:start + batch_size].to(device)) if conditional else model(xb)
-            terms = elbo_terms(out, xb, reconstruction=reconstruction, kl=kl, beta=beta, sigma=sigma)
-            # Sum in float64 on the CPU: Apple's MPS has no float64, and 10,000 float32
-            # additions would lose digits.
-            totals += torch.stack((terms.loss, terms.reconstruction, terms.kl)).cpu().double().sum(dim=1)
+    generator = torch.Generator().manual_seed(DYNAMIC_TEST_SEED)  # CPU: the same on every device
+    for xb, labels in _batches(model, x, y, batch_size, "evaluate_elbo"):
+        xb = binarized(xb, binarize, generator)
+        terms = elbo_terms(model(xb, *labels), xb, reconstruction=reconstruction, kl=kl, beta=beta,
+                           sigma=sigma)
+        # Sum in float64 on the CPU: Apple's MPS has no float64, and 10,000 float32 additions
+        # would lose digits.
+        totals += torch.stack((terms.loss, terms.reconstruction, terms.kl)).cpu().double().sum(dim=1)
     loss, rec, kl_value = (totals / len(x)).tolist()
     return {"loss": loss, "reconstruction": rec, "kl": kl_value}
+
+
+def _batches(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, batch_size: int,
+             caller: str) -> Iterator[tuple[torch.Tensor, tuple]]:
+    """``(images, labels)`` batch by batch on the model's device, in eval mode without gradients;
+    ``labels`` is ``(y_batch,)`` for a conditional model and ``()`` otherwise."""
+    _check_batch_size(batch_size, caller)
+    with inference(model) as device:
+        conditional = _conditional(model, y, caller)
+        for start in range(0, len(x), batch_size):
+            rows = slice(start, start + batch_size)
+            yield x[rows].to(device), ((y[rows].to(device),) if conditional else ())
 
 
 def reconstruction_errors(model: nn.Module, x: torch.Tensor, batch_size: int = 1000,
@@ -88,30 +95,16 @@ def reconstruction_errors(model: nn.Module, x: torch.Tensor, batch_size: int = 1
     ``reconstruct`` decodes the posterior mean, so the errors are deterministic: large ones
     flag the images the model finds unusual (chapter 7's anomaly detection).
     """
-    _check_batch_size(batch_size, "reconstruction_errors")
-    errors = []
-    with inference(model) as device:
-        conditional = _conditional(model, y, "reconstruction_errors")
-        for start in range(0, len(x), batch_size):
-            xb = x[start:start + batch_size].to(device)
-            x_hat = model.reconstruct(xb, y[start:start + batch_size].to(device)) if conditional \
-                else model.reconstruct(xb)
-            errors.append((x_hat - xb).pow(2).flatten(1).mean(dim=1).cpu())
+    errors = [(model.reconstruct(xb, *labels) - xb).pow(2).flatten(1).mean(dim=1).cpu()
+              for xb, labels in _batches(model, x, y, batch_size, "reconstruction_errors")]
     return torch.cat(errors).numpy() if errors else np.zeros(0, dtype=np.float32)
 
 
 def encode_means(model: nn.Module, x: torch.Tensor, batch_size: int = 1000,
                  y: torch.Tensor | None = None) -> np.ndarray:
     """The encoder's means ``mu`` for every image, shape ``(N, latent_dim)`` (for latent-space plots)."""
-    _check_batch_size(batch_size, "encode_means")
-    means = []
-    with inference(model) as device:
-        conditional = _conditional(model, y, "encode_means")
-        for start in range(0, len(x), batch_size):
-            xb = x[start:start + batch_size].to(device)
-            mu, _ = model.encode(xb, y[start:start + batch_size].to(device)) if conditional \
-                else model.encode(xb)
-            means.append(mu.cpu())
+    means = [model.encode(xb, *labels)[0].cpu()
+             for xb, labels in _batches(model, x, y, batch_size, "encode_means")]
     if not means:
         return np.zeros((0, int(model.latent_dim)), dtype=np.float32)
     return torch.cat(means).numpy()

@@ -125,6 +125,18 @@ def matlab_encoder(latent_dim: int) -> nn.Sequential:
     )
 
 
+def matlab_upsampling() -> list[nn.Module]:
+    """The layers both MATLAB decoders end with, from a 7x7x64 feature map to the 28x28 logits:
+    transposed convolutions with MATLAB's ``Cropping="same"`` (``padding=1, output_padding=1``)."""
+    return [
+        nn.ConvTranspose2d(64, 64, 3, stride=2, padding=1, output_padding=1),  # 7 -> 14
+        nn.ReLU(),
+        nn.ConvTranspose2d(64, 32, 3, stride=2, padding=1, output_padding=1),  # 14 -> 28
+        nn.ReLU(),
+        nn.ConvTranspose2d(32, 1, 3, stride=1, padding=1),                     # 28 -> 28
+    ]
+
+
 class MatlabR2022bVAE(VAE):
     """MATLAB R2022b "Train Variational Autoencoder (VAE) to Generate Images".
 
@@ -162,11 +174,7 @@ class MatlabR2022bVAE(VAE):
         self.sampling = SamplingLayer()
         self.decoder = nn.Sequential(
             ProjectAndReshape(latent_dim, (64, 7, 7)),
-            nn.ConvTranspose2d(64, 64, 3, stride=2, padding=1, output_padding=1),  # 7 -> 14
-            nn.ReLU(),
-            nn.ConvTranspose2d(64, 32, 3, stride=2, padding=1, output_padding=1),  # 14 -> 28
-            nn.ReLU(),
-            nn.ConvTranspose2d(32, 1, 3, stride=1, padding=1),                     # 28 -> 28
+            *matlab_upsampling(),
         )
         glorot_init_(self)
 
@@ -205,11 +213,7 @@ class MatlabR2019bVAE(VAE):
             nn.Unflatten(1, (latent_dim, 1, 1)),         # z as a 1x1 image with L channels
             nn.ConvTranspose2d(latent_dim, 64, 7, stride=7),                       # 1 -> 7
             nn.ReLU(),
-            nn.ConvTranspose2d(64, 64, 3, stride=2, padding=1, output_padding=1),  # 7 -> 14
-            nn.ReLU(),
-            nn.ConvTranspose2d(64, 32, 3, stride=2, padding=1, output_padding=1),  # 14 -> 28
-            nn.ReLU(),
-            nn.ConvTranspose2d(32, 1, 3, stride=1, padding=1),                     # 28 -> 28
+            *matlab_upsampling(),
         )
         glorot_init_(self)
 

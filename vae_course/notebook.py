@@ -25,8 +25,8 @@ def quick_mode() -> bool:
     return os.environ.get(QUICK_ENV, "") not in ("", "0")
 
 
-def pick(full, quick):
-    """``full`` normally, ``quick`` in quick mode: ``epochs = pick(30, 1)``."""
+def real_or_quick(full, quick):
+    """``full`` normally, ``quick`` in quick mode (CI): ``epochs = real_or_quick(30, 1)``."""
     return quick if quick_mode() else full
 
 
