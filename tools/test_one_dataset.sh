@@ -53,6 +53,7 @@ one_pass() {  # one_pass DATASET [VAR=value ...]: every notebook, with only DATA
   found=$("${run[@]}" "$PYTHON" -c "$REACHABLE" | tr '\n' ' ')
   if [ "$found" != "$dataset " ]; then
     echo "test_one_dataset: the $dataset pass needs exactly $dataset reachable, found: ${found:-none}" >&2
+    echo "  (Fashion-MNIST: sudo apt-get install dataset-fashion-mnist; MNIST: MNIST_DATA=$MNIST_DATA)" >&2
     exit 1
   fi
   echo "== only $dataset reachable, offline: nbval --nbval-lax over notebooks/ and book/"
