@@ -372,8 +372,9 @@ def download(name: Optional[str] = None, dest: Optional[PathLike] = None, progre
     """Download the dataset's files (default all four) into ``dest`` (default the user cache).
 
     Files already there with the right MD5 are kept; with ``$VAE_COURSE_OFFLINE`` set, any
-    other file raises :class:`DatasetUnavailable` before the network is touched.  Each file is written to a temporary
-    name, checked, then renamed, so a failed download never leaves a file that looks complete.
+    other file raises :class:`DatasetUnavailable` before the network is touched.  Each file
+    is written to a temporary name, checked, then renamed, so a failed download never leaves
+    a file that looks complete.
     """
     info = DATASETS[dataset_name(name)]
     dest = Path(dest).expanduser() if dest is not None else cache_dir() / info.name
