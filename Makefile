@@ -16,7 +16,7 @@ WIDGETS_DIR  := _static_widgets/widgets
 HTML_MANAGER := $(NPM_PREFIX)/node_modules/@jupyter-widgets/html-manager/dist
 REQUIREJS    := $(NPM_PREFIX)/node_modules/requirejs
 
-.PHONY: setup book book-assets notebooks test test-full test-portability
+.PHONY: setup book book-assets notebooks test test-full test-portability test-one-dataset
 
 setup:
 	$(SETUP)
@@ -62,3 +62,12 @@ test-full: setup
 # at 1-4 threads: proves the tolerance policy holds beyond this machine's rounding.
 test-portability: setup
 	VAE_COURSE_QUICK=1 bash tools/cpu_variants.sh $(PYTHON)
+
+# Offline with only one dataset: every chapter and book/*.ipynb under nbval twice, once with
+# only Fashion-MNIST reachable and once with only MNIST, from the folder MNIST_DATA names (its
+# four .gz files, or an mnist/ subfolder). Quick mode, downloads off, an empty XDG cache.
+# The stored outputs are from Fashion-MNIST runs, so these passes prove "runs top to bottom
+# without error" with --nbval-lax (every cell still runs; any exception fails) rather than
+# comparing outputs. Details in tools/test_one_dataset.sh.
+test-one-dataset: setup
+	MNIST_DATA="$(MNIST_DATA)" PYTHON=$(PYTHON) bash tools/test_one_dataset.sh

@@ -14,7 +14,7 @@ import torch
 
 from vae_course import data
 from vae_course.data import (DATASETS, Batches, DatasetUnavailable, cache_dir, dataset_name, download,
-                             load_split, load_tensors, locate, verify)
+                             load_split, load_tensors, locate, system_dirs, verify)
 from vae_course.idx import write_idx
 
 REAL_OPEN_URL = data._open_url
@@ -24,10 +24,13 @@ FILES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
-    """No dataset settings from the environment, a private cache, and no network at all."""
+    """No dataset settings from the environment, a private cache and private system folders,
+    and no network at all."""
     monkeypatch.delenv("VAE_COURSE_DATA", raising=False)
     monkeypatch.delenv("VAE_COURSE_DATASET", raising=False)
+    monkeypatch.delenv("VAE_COURSE_OFFLINE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    monkeypatch.setenv("XDG_DATA_DIRS", str(tmp_path / "xdg-data"))
 
     def offline_open_url(url, timeout):
         if not url.startswith("file:"):
@@ -67,10 +70,10 @@ def fake(tmp_path, monkeypatch):
         content_md5={name: hashlib.md5(gzip.decompress((published / name).read_bytes())).hexdigest()
                      for name in FILES},
         mirrors=[(tmp_path / "mirror-a").as_uri() + "/", (tmp_path / "mirror-b").as_uri() + "/"],
-        system_dirs=(str(tmp_path / "system"),),
     )
     monkeypatch.setitem(DATASETS, "mnist", info)
-    return {"info": info, "published": published, "arrays": arrays, "tmp": tmp_path}
+    return {"info": info, "published": published, "arrays": arrays, "tmp": tmp_path,
+            "system": tmp_path / "xdg-data" / "datasets" / "mnist"}
 
 
 # --- registry and names ---------------------------------------------------------------------
@@ -86,7 +89,6 @@ def test_registry():
     assert fashion.md5["train-images-idx3-ubyte.gz"] == "8d4fb7e6c68d591d4c3dfef9ec88bf0d"
     assert fashion.class_names[0] == "T-shirt/top" and fashion.class_names[9] == "Ankle boot"
     assert mnist.class_names == tuple("0123456789")
-    assert "/usr/share/datasets/fashion-mnist" in fashion.system_dirs
     for info in (mnist, fashion):
         assert set(info.files) == {"train-images", "train-labels", "test-images", "test-labels"}
         assert sorted(info.files.values()) == sorted(info.md5) == sorted(info.content_md5)
@@ -120,7 +122,7 @@ def test_cache_dir(tmp_path, monkeypatch):
 
 def test_resolution_order_root_env_cache_system(fake, monkeypatch):
     tmp = fake["tmp"]
-    root, env, system = tmp / "root", tmp / "env", tmp / "system"
+    root, env, system = tmp / "root", tmp / "env", fake["system"]
     cache = cache_dir() / "mnist"
     for label, directory in enumerate([root, env / "mnist", cache, system]):
         make_files(directory, label=label)
@@ -185,7 +187,7 @@ def test_dataset_unavailable_lists_places_and_remedies(fake):
     for words in ["VAE_COURSE_DATA", "vae-course data download --dataset mnist",
                   "apt-get install dataset-fashion-mnist", "VAE_COURSE_DATASET=fashion-mnist",
                   "internet", str(fake["tmp"] / "empty"), str(cache_dir() / "mnist"),
-                  str(fake["tmp"] / "system")]:
+                  str(fake["system"])]:
         assert words in message
     assert isinstance(caught.value, RuntimeError)
 
@@ -266,11 +268,66 @@ def test_offline_fails_fast_and_skips_unreachable_mirrors(monkeypatch):
     assert "connect to the internet" in message
 
 
-def test_offline_fashion_with_no_copy_anywhere_says_what_to_do(monkeypatch):
-    no_system_copy = dataclasses.replace(DATASETS["fashion-mnist"], system_dirs=())
-    monkeypatch.setitem(DATASETS, "fashion-mnist", no_system_copy)
+def test_offline_fashion_with_no_copy_anywhere_says_what_to_do():
     with pytest.raises(DatasetUnavailable, match="apt-get install dataset-fashion-mnist"):
         load_split("fashion-mnist", "test")
+
+
+def test_offline_switch_never_touches_the_network(fake, monkeypatch):
+    calls = []
+
+    def no_network(url, timeout):
+        calls.append(url)
+        raise urllib.error.URLError(socket.gaierror(-3, "network disabled in tests"))
+
+    monkeypatch.setattr(data, "_open_url", no_network)
+    monkeypatch.setenv("VAE_COURSE_OFFLINE", "1")
+    with pytest.raises(DatasetUnavailable) as caught:
+        load_tensors("mnist", "test")
+    message = str(caught.value)
+    assert message.splitlines()[0] == ("mnist: not downloading t10k-images-idx3-ubyte.gz, "
+                                       "t10k-labels-idx1-ubyte.gz: $VAE_COURSE_OFFLINE=1 turns downloading off")
+    assert "unset $VAE_COURSE_OFFLINE" in message and "VAE_COURSE_DATA" in message
+    assert str(fake["system"]) in message  # where it looked
+    assert calls == [] and not cache_dir().exists()  # no network, no empty cache folder either
+    with pytest.raises(DatasetUnavailable, match="VAE_COURSE_OFFLINE=1"):
+        download("mnist", progress=False)  # an explicit download is refused too
+    assert calls == []
+    # files already complete in the destination are fine: nothing needs downloading
+    make_files(cache_dir() / "mnist", label=7)
+    assert download("mnist", progress=False) == cache_dir() / "mnist"
+    assert calls == []
+    # 0 (or unset) means online: the mirrors are tried again
+    monkeypatch.setenv("VAE_COURSE_OFFLINE", "0")
+    (cache_dir() / "mnist" / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DatasetUnavailable, match="could not download t10k-labels"):
+        download("mnist", progress=False)
+    assert [Path(url).name for url in calls] == ["t10k-labels-idx1-ubyte.gz"] * 2  # both mirrors
+
+
+def test_system_folders_follow_the_xdg_data_dirs_spec(fake, monkeypatch):
+    monkeypatch.delenv("XDG_DATA_DIRS")
+    expected = [Path("/usr/local/share/datasets/fashion-mnist"), Path("/usr/share/datasets/fashion-mnist")]
+    assert system_dirs("fashion-mnist") == expected
+    monkeypatch.setenv("XDG_DATA_DIRS", "")  # empty counts as unset
+    assert system_dirs("fashion-mnist") == expected
+    tmp = fake["tmp"]
+    first, second = tmp / "first", tmp / "second"
+    monkeypatch.setenv("XDG_DATA_DIRS", f"{first}:relative/share::{second}")  # relative: ignored
+    assert system_dirs("mnist") == [first / "datasets" / "mnist", second / "datasets" / "mnist"]
+    make_files(second / "datasets" / "mnist", label=4)
+    assert locate(download=False) == second / "datasets" / "mnist"
+    make_files(first / "datasets" / "mnist", label=5)
+    assert locate(download=False) == first / "datasets" / "mnist"  # earlier entries win
+    monkeypatch.setenv("XDG_DATA_DIRS", "/nonexistent")  # how CI hides a system copy
+    with pytest.raises(DatasetUnavailable, match="/nonexistent/datasets/mnist"):
+        locate(download=False)
+
+
+def test_a_relative_xdg_cache_home_is_ignored(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")
+    assert cache_dir() == tmp_path / "home" / ".cache" / "vae-course"
 
 
 # --- checking and loading --------------------------------------------------------------------
@@ -330,7 +387,8 @@ def test_real_mnist(mnist_dir):
     assert x.shape == (100, 1, 28, 28) and y[:5].tolist() == [7, 2, 1, 0, 4]
 
 
-def test_real_fashion_mnist_from_the_system_folder(fashion_dir):
+def test_real_fashion_mnist_from_the_system_folder(fashion_dir, monkeypatch):
+    monkeypatch.delenv("XDG_DATA_DIRS")  # the default system folders
     assert locate("fashion-mnist", download=False) == fashion_dir  # env cleared, cache empty
     # Debian recompressed the files (no name in the gzip header): the .gz MD5s differ from
     # Zalando's, the decompressed data are identical, and verify() accepts them.
@@ -340,6 +398,11 @@ def test_real_fashion_mnist_from_the_system_folder(fashion_dir):
     assert train_images.shape == (60000, 28, 28) and train_labels.shape == (60000,)
     assert test_images.shape == (10000, 28, 28) and test_labels.shape == (10000,)
     assert test_labels[:5].tolist() == [9, 2, 1, 1, 6]
+    # Hidden the way CI hides it: then, offline, Fashion-MNIST is unavailable, at once
+    monkeypatch.setenv("XDG_DATA_DIRS", "/nonexistent")
+    monkeypatch.setenv("VAE_COURSE_OFFLINE", "1")
+    with pytest.raises(DatasetUnavailable, match="VAE_COURSE_OFFLINE=1 turns downloading off"):
+        locate("fashion-mnist")
 
 
 # --- Batches ----------------------------------------------------------------------------------

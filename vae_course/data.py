@@ -5,9 +5,17 @@ Where the files come from, in this order (the first folder holding the needed fi
 1. the ``root`` argument (the folder itself or ``root/<dataset>``);
 2. ``$VAE_COURSE_DATA`` (the folder itself or ``$VAE_COURSE_DATA/<dataset>``);
 3. the user cache, ``$XDG_CACHE_HOME/vae-course/<dataset>`` (``~/.cache/vae-course/<dataset>``);
-4. system folders, e.g. ``/usr/share/datasets/fashion-mnist`` from Debian's
-   ``dataset-fashion-mnist`` package;
+4. system folders, as the XDG base-directory spec places shared data: ``<dir>/datasets/<dataset>``
+   for each ``dir`` of ``$XDG_DATA_DIRS`` (default ``/usr/local/share:/usr/share``), so
+   Debian's ``dataset-fashion-mnist`` package (``/usr/share/datasets/fashion-mnist``) is found;
 5. a download into the user cache, checked against published MD5 sums, trying each mirror.
+   ``VAE_COURSE_OFFLINE=1`` turns downloading off: a missing dataset then raises
+   :class:`DatasetUnavailable` at once, without touching the network.
+
+Relative paths in ``$XDG_CACHE_HOME`` and ``$XDG_DATA_DIRS`` are ignored, as the spec says.
+To make a dataset unreachable (as CI does to test a machine with only one of them), point
+``XDG_DATA_DIRS`` and ``XDG_CACHE_HOME`` at folders without it, leave ``VAE_COURSE_DATA``
+unset and set ``VAE_COURSE_OFFLINE=1``.
 
 Training does not go through a per-item ``DataLoader``: a split is small (47 MB as bytes),
 so :func:`load_tensors` puts it on the training device once and :class:`Batches` slices
@@ -40,6 +48,8 @@ PathLike = Union[str, "os.PathLike[str]"]
 DEFAULT_DATASET = "mnist"
 DATASET_ENV = "VAE_COURSE_DATASET"  # which dataset when none is named
 DATA_ENV = "VAE_COURSE_DATA"  # a folder holding the files (or one subfolder per dataset)
+OFFLINE_ENV = "VAE_COURSE_OFFLINE"  # "1": never download
+DEFAULT_DATA_DIRS = "/usr/local/share:/usr/share"  # $XDG_DATA_DIRS when unset or empty
 DOWNLOAD_TIMEOUT = 10.0  # seconds without an answer before giving up on a mirror: offline fails fast
 
 SPLITS = ("train", "test")
@@ -56,7 +66,6 @@ class DatasetInfo:
     md5: dict[str, str]  # file name -> MD5 of the published .gz file
     mirrors: list[str]  # base URLs, tried in order
     class_names: tuple[str, ...]
-    system_dirs: tuple[str, ...] = ()
     # file name -> MD5 of the *decompressed* bytes.  A .gz file whose own MD5 differs but whose
     # content matches is accepted: repackagers recompress (Debian's files lack the gzip name
     # field), and a user may have gunzipped the files.
@@ -117,7 +126,6 @@ DATASETS: dict[str, DatasetInfo] = {
         ],
         class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
-        system_dirs=("/usr/share/datasets/fashion-mnist",),
     ),
 }
 
@@ -142,8 +150,23 @@ def dataset_name(name: Optional[str] = None) -> str:
 
 def cache_dir() -> Path:
     """The per-user download folder: ``$XDG_CACHE_HOME/vae-course`` or ``~/.cache/vae-course``."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):  # unset, empty or relative: the spec's default
+        base = os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "vae-course"
+
+
+def system_dirs(name: Optional[str] = None) -> list[Path]:
+    """The system folders for a dataset: ``<dir>/datasets/<dataset>`` for each ``dir`` of
+    ``$XDG_DATA_DIRS`` (colon-separated; default ``/usr/local/share:/usr/share``)."""
+    info = DATASETS[dataset_name(name)]
+    dirs = os.environ.get("XDG_DATA_DIRS") or DEFAULT_DATA_DIRS
+    return [Path(d) / "datasets" / info.name for d in dirs.split(":") if os.path.isabs(d)]
+
+
+def offline() -> bool:
+    """True when ``$VAE_COURSE_OFFLINE`` is set (and not ``0``): no download is ever attempted."""
+    return os.environ.get(OFFLINE_ENV, "") not in ("", "0")
 
 
 def _file_names(info: DatasetInfo, files: Optional[Iterable[str]]) -> list[str]:
@@ -180,7 +203,7 @@ def _candidate_dirs(info: DatasetInfo, root: Optional[PathLike]) -> list[tuple[s
             base = Path(base).expanduser()
             candidates += [(label, base / info.name), (label, base)]
     candidates.append(("user cache", cache_dir() / info.name))
-    candidates += [("system folder", Path(d)) for d in info.system_dirs]
+    candidates += [("system folder, $XDG_DATA_DIRS", d) for d in system_dirs(info.name)]
     return candidates
 
 
@@ -193,10 +216,12 @@ def _remedies(info: DatasetInfo) -> str:
         f"(files go to {cache_dir() / info.name})",
         f"  - or fetch them by hand from {info.mirrors[0]} into {cache_dir() / info.name}",
         "  - on Debian/Ubuntu, `sudo apt-get install dataset-fashion-mnist` installs Fashion-MNIST "
-        "into /usr/share/datasets/fashion-mnist"
+        "into /usr/share/datasets/fashion-mnist (a system folder, searched through $XDG_DATA_DIRS)"
         + ("" if info.name == "fashion-mnist" else
            f"; then use it with {DATASET_ENV}=fashion-mnist (a drop-in replacement for MNIST)"),
-        "  - or connect to the internet and run again: missing files are downloaded automatically",
+        (f"  - or unset ${OFFLINE_ENV} (set here: downloading is off) and run again online: "
+         "missing files are downloaded automatically" if offline() else
+         "  - or connect to the internet and run again: missing files are downloaded automatically"),
     ]
     return "\n".join(lines)
 
@@ -347,11 +372,19 @@ def download(name: Optional[str] = None, dest: Optional[PathLike] = None, progre
              files: Optional[Iterable[str]] = None) -> Path:
     """Download the dataset's files (default all four) into ``dest`` (default the user cache).
 
-    Files already there with the right MD5 are kept.  Each file is written to a temporary
-    name, checked, then renamed, so a failed download never leaves a file that looks complete.
+    Files already there with the right MD5 are kept; with ``$VAE_COURSE_OFFLINE`` set, any
+    other file raises :class:`DatasetUnavailable` before the network is touched.  Each file
+    is written to a temporary name, checked, then renamed, so a failed download never leaves
+    a file that looks complete.
     """
     info = DATASETS[dataset_name(name)]
     dest = Path(dest).expanduser() if dest is not None else cache_dir() / info.name
+    todo = [f for f in _file_names(info, files)
+            if not ((dest / f).is_file() and _checksum_ok(info, f, dest / f))]
+    if todo and offline():
+        raise DatasetUnavailable(f"{info.name}: not downloading {', '.join(todo)}: "
+                                 f"${OFFLINE_ENV}={os.environ[OFFLINE_ENV]} turns downloading off\n"
+                                 f"{_remedies(info)}")
     try:
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -359,10 +392,8 @@ def download(name: Optional[str] = None, dest: Optional[PathLike] = None, progre
                                  f"{_remedies(info)}") from error
     unreachable: set[str] = set()
     failed, report = [], []
-    for file_name in _file_names(info, files):
+    for file_name in todo:
         target = dest / file_name
-        if target.is_file() and _checksum_ok(info, file_name, target):
-            continue
         failures = _download_file(info, file_name, target, progress, unreachable)
         if failures:
             failed.append(file_name)
