@@ -200,7 +200,7 @@ def labelled_grid(images: Any, row_labels: Sequence[str], column_labels: Sequenc
                          f"pass exactly one image per cell, row by row")
     height, width = stack.shape[1:]
     grid = tile(stack, ncols=ncols)
-    fig, ax = _new_axes(ax, (BOOK_WIDTH, height_per_row * nrows + 1.3))
+    fig, ax = _new_axes(ax, (min(BOOK_WIDTH, height_per_row * ncols + 2.5), height_per_row * nrows + 1.3))
     ax.imshow(grid, **IMAGE_STYLE)
 
     def centres(count: int, size: int) -> list[float]:  # tile: 1 pixel of padding, then images
