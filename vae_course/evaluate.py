@@ -89,13 +89,21 @@ def _batches(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, batch_si
 
 
 def reconstruction_errors(model: nn.Module, x: torch.Tensor, batch_size: int = 1000,
-                          y: torch.Tensor | None = None) -> np.ndarray:
-    """Per-image mean squared error (over pixels) of ``model.reconstruct(x)``, shape ``(N,)``.
+                          y: torch.Tensor | None = None, sample: bool = False,
+                          generator: torch.Generator | None = None) -> np.ndarray:
+    """Per-image mean squared error (over pixels) of the model's reconstruction, shape ``(N,)``.
 
-    ``reconstruct`` decodes the posterior mean, so the errors are deterministic: large ones
-    flag the images the model finds unusual (chapter 7's anomaly detection).
+    By default it decodes the posterior mean (``model.reconstruct``), so the errors are
+    deterministic: large ones flag the images the model finds unusual (chapter 7's anomaly
+    detection).  ``sample=True`` decodes a draw ``z = mu + sigma * eps`` instead, as training
+    does (``generator``: see :func:`vae_course.rng.randn`).
     """
-    errors = [(model.reconstruct(xb, *labels) - xb).pow(2).flatten(1).mean(dim=1).cpu()
+    def decoded(xb: torch.Tensor, labels: tuple) -> torch.Tensor:
+        if not sample:
+            return model.reconstruct(xb, *labels)
+        mu, logvar = model.encode(xb, *labels)
+        return model.decode(model.reparameterize(mu, logvar, generator), *labels)
+    errors = [(decoded(xb, labels) - xb).pow(2).flatten(1).mean(dim=1).cpu()
               for xb, labels in _batches(model, x, y, batch_size, "reconstruction_errors")]
     return torch.cat(errors).numpy() if errors else np.zeros(0, dtype=np.float32)
 
