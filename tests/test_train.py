@@ -14,6 +14,8 @@ from vae_course.devices import pick_device
 from vae_course.history import History, NonFiniteLossError
 from vae_course.train import fit, train_recipe
 
+from devices import each_device
+
 SETTINGS = dict(batch_size=32, lr=1e-3, reconstruction="bernoulli", kl="closed-form", beta=1.0,
                 binarize="none", drop_last=False, device="cpu", progress=False)
 
@@ -446,3 +448,20 @@ def test_bad_labels_are_refused_once_where_they_enter():
         _run(model, x, train_y=torch.where(y == 9, 10, y))
     with pytest.raises(ValueError, match=r"test_y must lie in 0..9"):
         _run(model, x, train_y=y, test_x=x, test_y=y - 1)
+
+
+@each_device
+def test_resume_on_each_device_repeats_what_the_course_promises_there(device, tmp_path):
+    """CPU: bit for bit. CUDA: bit for bit with deterministic=True. MPS: within the tolerance policy."""
+    x = _synthetic(96)
+    settings = dict(device=device, seed=5, deterministic=device == "cuda", channels_last=False)
+    straight = _conv_model()
+    _run(straight, x, epochs=2, **settings)
+    _run(_conv_model(), x, epochs=1, checkpoint=tmp_path / "split.pt", **settings)
+    resumed = _conv_model(seed=99)
+    _run(resumed, x, epochs=2, checkpoint=tmp_path / "split.pt", resume=True, **settings)
+    if device in ("cpu", "cuda"):
+        _assert_same_weights(straight, resumed)
+    else:
+        steps = 2 * len(range(0, 96, SETTINGS["batch_size"]))
+        assert_close_after_steps(resumed.state_dict(), straight.state_dict(), lr=SETTINGS["lr"], steps=steps)
