@@ -45,6 +45,7 @@ from benchmarks.frechet import frechet_distance_of_features
 from benchmarks.report import YARDSTICKS, yardstick
 from vae_course import data
 from vae_course.data import Batches
+from vae_course.datasets import DATASETS, cache_dir
 from vae_course.evaluate import evaluate_elbo, iwae_log_likelihood, reconstruction_errors
 from vae_course.recipes import SOURCE_RECIPES, get_recipe
 from vae_course.devices import pick_device
@@ -220,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), metavar="NAME",
                         help=f"recipes to train and score (default: {' '.join(RECIPES)})")
-    parser.add_argument("--dataset", default="fashion-mnist", choices=sorted(data.DATASETS))
+    parser.add_argument("--dataset", default="fashion-mnist", choices=sorted(DATASETS))
     parser.add_argument("--epochs", type=int, default=None, help="override every recipe's epoch count")
     parser.add_argument("--subset", type=int, default=None, metavar="N",
                         help="first N train and N test images only (a smoke test)")
@@ -277,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     progress = not args.no_progress
     device = pick_device(args.device)
     shortened = args.epochs is not None or args.subset is not None
-    cache = data.cache_dir() / "benchmarks"
+    cache = cache_dir() / "benchmarks"
     work = args.work or cache / f"quality-{args.dataset}-{'all' if args.subset is None else f'n{args.subset}'}-seed{args.seed}"
     path = args.json or (work if shortened else RESULTS) / f"quality-{args.dataset}.json"
     settings = {"dataset": args.dataset, "epochs": args.epochs, "subset": args.subset, "seed": args.seed,

@@ -48,6 +48,7 @@ from benchmarks.common import RESULTS, hardware, hardware_slug, read_json, write
 from benchmarks.flops import training_flops_per_image
 from benchmarks.report import speed_markdown
 from vae_course import data
+from vae_course.datasets import DATASETS
 from vae_course.losses import elbo_terms
 from vae_course.models import build_model
 from vae_course.recipes import SOURCE_RECIPES, get_recipe
@@ -393,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto (default cpu)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads for every variant (default: torch's default)")
-    parser.add_argument("--dataset", default="fashion-mnist", choices=sorted(data.DATASETS))
+    parser.add_argument("--dataset", default="fashion-mnist", choices=sorted(DATASETS))
     parser.add_argument("--profile", action="store_true", help="also record the top ops of each variant")
     parser.add_argument("--json", type=Path, default=None, metavar="OUT",
                         help="results file (default benchmarks/results/speed-<hardware>.json); "

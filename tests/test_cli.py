@@ -121,12 +121,12 @@ def test_bad_numbers_are_refused(capsys, tmp_path):
 
 def test_missing_dataset_says_how_to_get_it(capsys, tmp_path, monkeypatch):
     """Offline, with no files anywhere: the message names the remedies (no network needed)."""
-    from vae_course import data
+    from vae_course import datasets
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("XDG_DATA_DIRS", str(tmp_path / "share"))
     monkeypatch.delenv("VAE_COURSE_DATA", raising=False)
-    info = data.DATASETS["mnist"]
-    monkeypatch.setitem(data.DATASETS, "mnist", type(info)(**{
+    info = datasets.DATASETS["mnist"]
+    monkeypatch.setitem(datasets.DATASETS, "mnist", type(info)(**{
         **info.__dict__, "mirrors": [(tmp_path / "no-mirror").as_uri() + "/"]}))
     code, out = call_main(capsys, "train", "--recipe", "pytorch-mlp", "--dataset", "mnist",
                           "--out", str(tmp_path / "run"))

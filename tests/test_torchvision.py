@@ -25,6 +25,7 @@ from PIL import Image
 
 from conftest import require
 from vae_course import data, plots
+from vae_course.datasets import SPLITS
 
 REQUIRED = os.environ.get("VAE_COURSE_REQUIRE_TORCHVISION") == "1"
 try:
@@ -57,7 +58,7 @@ def torchvision_root(source: Path, dataset_class: type, tmp_path: Path) -> Path:
 
 def assert_same_as_torchvision(name: str, source: Path, dataset_class: type, tmp_path: Path):
     root = torchvision_root(source, dataset_class, tmp_path)
-    for split in data.SPLITS:
+    for split in SPLITS:
         theirs = dataset_class(root, train=split == "train", download=False)
         images, labels = data.load_split(name, split, root=source, download=False)
         assert theirs.data.dtype == torch.uint8 and theirs.targets.dtype == torch.int64

@@ -3,7 +3,8 @@
 One module per idea of the course, in the order the book teaches them:
 
 - ``idx``          reading MNIST's IDX files byte by byte (chapter 2)
-- ``datasets``     which datasets exist, where their files are found, checksums, downloads
+- ``datasets``     which datasets exist and where their files are found
+- ``downloads``    checking the files' MD5 sums, downloading them from mirrors
 - ``data``         loading a split as tensors, binarizing, mini-batches (``Batches``)
 - ``layers``       the sampling layer (reparameterization trick) and projectAndReshape (chapter 4)
 - ``models``       the source architectures behind one VAE interface (chapter 3)

@@ -26,7 +26,7 @@ class CLIError(Exception):
 
 
 def _add_dataset(p: argparse.ArgumentParser) -> None:
-    from .data import DATASETS
+    from .datasets import DATASETS
     p.add_argument("--dataset", choices=list(DATASETS), default=None,
                    help="dataset (default: $VAE_COURSE_DATASET, else mnist)")
 
@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .checkpoints import run_lock
-    from .data import dataset_name
+    from .datasets import dataset_name
     from .recipes import get_recipe
     from .train import train_recipe
 
@@ -155,7 +155,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _checkpoint_dataset(ckpt: dict, override: str | None) -> str:
-    from .data import dataset_name
+    from .datasets import dataset_name
     return dataset_name(override or ckpt.get("config", {}).get("dataset"))
 
 
@@ -242,32 +242,36 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from .data import DATASETS, dataset_name, download, locate, verify
+    from .datasets import DATASETS, DatasetUnavailable, dataset_folder, dataset_name, download_command, locate
+    from .downloads import download, verify
 
     name = dataset_name(args.dataset)
     info = DATASETS[name]
+    folder = dataset_folder(name, root=args.root)  # first: a bad $VAE_COURSE_DATA or --root stops here
     if args.action == "download":
         path = download(name, dest=args.root)
         print(f"{name}: all files present and verified in {path}")
+        if dataset_folder(name, root=args.root) != path:
+            print(f"note: {name} is read from {dataset_folder(name, root=args.root)}, which comes "
+                  f"first in the search (`vae-course data info` shows it)")
         return 0
     if args.action == "verify":
         results = verify(name, root=args.root)
-        bad = [f for f, ok in results.items() if ok is False]
-        missing = [f for f, ok in results.items() if ok is None]
+        print(f"{'folder':>12}  {folder or '(none holds any of the files)'}")
         for f, ok in results.items():
             print(f"{'ok' if ok else 'MISSING' if ok is None else 'BAD CHECKSUM':>12}  {f}")
+        bad = [f for f, ok in results.items() if ok is False]
+        missing = [f for f, ok in results.items() if ok is None]
         if bad or missing:
-            raise CLIError(f"{name}: {len(bad)} corrupt and {len(missing)} missing file(s); "
-                           f"run `vae-course data download --dataset {name}`")
+            raise CLIError(f"{name}: {len(bad)} corrupt and {len(missing)} missing file(s) in "
+                           f"{folder or 'no folder'}; run `{download_command(name, folder)}`")
         return 0
-    # info
-    print(f"dataset      {name}")
+    print(f"dataset      {name}")  # info
     print(f"classes      {', '.join(info.class_names)}")
     try:
-        where = locate(name, root=args.root, download=False)
-        print(f"found in     {where}")
-    except Exception as exc:  # DatasetUnavailable: show, don't fail
-        print(f"found in     (nowhere yet) - {str(exc).splitlines()[0]}")
+        print(f"found in     {locate(name, root=args.root, download=False)}")
+    except DatasetUnavailable as exc:  # show, don't fail
+        print(f"found in     (not complete anywhere) - {str(exc).splitlines()[0]}")
     print(f"env          VAE_COURSE_DATASET={os.environ.get('VAE_COURSE_DATASET', '')} "
           f"VAE_COURSE_DATA={os.environ.get('VAE_COURSE_DATA', '')}")
     print("files        " + ", ".join(info.files.values()))
@@ -285,7 +289,7 @@ COMMANDS = {"doctor": cmd_doctor, "train": cmd_train, "evaluate": cmd_evaluate, 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .data import DatasetUnavailable
+    from .datasets import DatasetUnavailable
     from .history import NonFiniteLossError
     from .idx import IDXError
 

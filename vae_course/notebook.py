@@ -34,7 +34,7 @@ def checkpoint_cache_dir() -> Path:
     """Where :func:`trained` keeps checkpoints (``$VAE_COURSE_CHECKPOINTS`` or the user cache)."""
     if os.environ.get("VAE_COURSE_CHECKPOINTS"):
         return Path(os.environ["VAE_COURSE_CHECKPOINTS"]).expanduser()
-    from .data import cache_dir
+    from .datasets import cache_dir
     return cache_dir() / "checkpoints"
 
 
@@ -57,7 +57,7 @@ def trained(recipe: str, *, dataset: str | None = None, epochs: int | None = Non
     ``overrides`` (recipe changes such as ``beta=4``) are part of the cache key;
     ``callbacks`` are not (they watch a run without changing it) and only run when training.
     """
-    from .data import dataset_name
+    from .datasets import dataset_name
     from .recipes import get_recipe
     from .checkpoints import load_model
     from .devices import pick_device
@@ -102,7 +102,7 @@ def _exclusive(lock_path: Path):
 
 def describe_run(dataset: str | None = None, **settings) -> None:
     """Print dataset, settings and hardware: the provenance of this notebook's results."""
-    from .data import dataset_name
+    from .datasets import dataset_name
     from .devices import describe_hardware
     parts = [f"dataset: {dataset_name(dataset)}"]
     parts += [f"{k}: {v}" for k, v in settings.items()]

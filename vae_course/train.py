@@ -326,6 +326,7 @@ def train_recipe(recipe_or_name: Any, dataset: str | None = None, epochs: int | 
     arguments ``seed``, ``bf16``, ``compile``, ``channels_last``.
     """
     from . import data
+    from .datasets import dataset_name
     from .recipes import get_recipe
 
     recipe = get_recipe(recipe_or_name)
@@ -338,7 +339,7 @@ def train_recipe(recipe_or_name: Any, dataset: str | None = None, epochs: int | 
     settings["model_kwargs"] = {**dict(recipe.model_kwargs), **dict(overrides.get("model_kwargs") or {})}
     fit_extra = {k: v for k, v in overrides.items() if k in FIT_OVERRIDES}
 
-    name = data.dataset_name(dataset)
+    name = dataset_name(dataset)
     dev = pick_device(device)
     train_x, train_y = data.load_tensors(name, "train", device=dev, subset=subset)
     test_x, test_y = data.load_tensors(name, "test", device=dev, subset=subset)
