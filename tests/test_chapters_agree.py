@@ -13,7 +13,6 @@ from pathlib import Path
 from statistics import NormalDist
 
 import numpy as np
-import pytest
 import torch
 from torch import nn
 

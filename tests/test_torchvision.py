@@ -29,7 +29,7 @@ from vae_course.datasets import SPLITS
 
 REQUIRED = os.environ.get("VAE_COURSE_REQUIRE_TORCHVISION") == "1"
 try:
-    import torchvision
+    import torchvision  # noqa: F401 (the import itself is what may fail)
     from torchvision import datasets, transforms, utils
     IMPORT_ERROR = ""
 except Exception as error:  # ImportError, or e.g. RuntimeError from a build for another torch
