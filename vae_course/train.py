@@ -120,8 +120,9 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches:
         raise ValueError("train_one_epoch: no mini-batches")
     if report is not None and reported < len(sizes):
         report(torch.stack(step_means[reported:]).tolist(), sizes[reported:])
-    weights = torch.tensor(sizes, dtype=step_means[0].dtype, device=step_means[0].device)
-    totals = (torch.stack(step_means) * weights[:, None]).sum(dim=0) / weights.sum()
+    # The epoch's means weight each step by its batch size, summed in float64 on the CPU.
+    weights = torch.tensor(sizes, dtype=torch.float64)
+    totals = (torch.stack(step_means).cpu().double() * weights[:, None]).sum(dim=0) / weights.sum()
     loss, reconstruction, kl = totals.tolist()
     return loss, reconstruction, kl
 
