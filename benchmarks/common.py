@@ -11,24 +11,15 @@ from typing import Any
 
 import torch
 
+from vae_course.devices import cpu_info
+
 RESULTS = Path(__file__).resolve().parent / "results"
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")  # what decides bf16 speed
 
 
-def _cpuinfo() -> tuple[str, list[str]]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or platform.machine(), []
-    model = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
-    flags = re.search(r"^flags\s*:\s*(.+)$", text, re.M)
-    return (model.group(1).strip() if model else platform.processor() or platform.machine(),
-            flags.group(1).split() if flags else [])
-
-
 def hardware(device: torch.device) -> dict[str, Any]:
     """The machine a number was measured on: CPU, cores, GPU, torch, threads, date, load."""
-    cpu, flags = _cpuinfo()
+    cpu, flags = cpu_info()
     info: dict[str, Any] = {
         "device": str(device),
         "cpu": cpu,

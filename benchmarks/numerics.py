@@ -22,7 +22,8 @@ if __package__ in (None, ""):  # run as a script: python benchmarks/numerics.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import RESULTS, hardware, hardware_slug, read_json, write_json
 from vae_course.recipes import get_recipe
-from vae_course.train import pick_device, train_recipe
+from vae_course.devices import pick_device
+from vae_course.train import train_recipe
 
 OPTIONS = ("channels_last", "bf16", "compile")
 
@@ -30,7 +31,8 @@ OPTIONS = ("channels_last", "bf16", "compile")
 def run(recipe: str, *, epochs: int, subset: int, seed: int, device: torch.device,
         options: dict[str, bool]) -> dict[str, Any]:
     _, history = train_recipe(recipe, dataset="fashion-mnist", epochs=epochs, subset=subset, device=device,
-                              progress=False, seed=seed, **options)
+                              progress=False, seed=seed,
+                              **{"torch_compile" if k == "compile" else k: v for k, v in options.items()})
     last = history.epochs[-1]
     return {"seed": seed, "options": options, "train_loss": last["train_loss"], "test_loss": last["test_loss"],
             "test_loss_per_epoch": [r["test_loss"] for r in history.epochs],

@@ -45,9 +45,12 @@ from benchmarks.frechet import frechet_distance_of_features
 from benchmarks.report import YARDSTICKS, yardstick
 from vae_course import data
 from vae_course.data import Batches
+from vae_course.datasets import DATASETS, cache_dir
 from vae_course.evaluate import evaluate_elbo, iwae_log_likelihood, reconstruction_errors
 from vae_course.recipes import SOURCE_RECIPES, get_recipe
-from vae_course.train import pick_device, seed_everything, train_recipe
+from vae_course.devices import pick_device
+from vae_course.rng import seed_everything
+from vae_course.train import train_recipe
 
 RECIPES = (*SOURCE_RECIPES, "course")
 FEATURE_DIM = 128
@@ -140,17 +143,15 @@ def model_inputs(recipe, x: torch.Tensor) -> tuple[torch.Tensor, str]:
 
 @torch.no_grad()
 def generate(model, n: int, seed: int, batch_size: int = 1000) -> torch.Tensor:
-    """``n`` decoder means of prior draws, on the CPU, reproducibly."""
-    device = next(model.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(seed)
+    """``n`` decoder means of prior draws, on the CPU, reproducibly (the same on every device)."""
+    generator = torch.Generator().manual_seed(seed)
     return torch.cat([model.sample(min(batch_size, n - i), generator=generator).cpu()
                       for i in range(0, n, batch_size)])
 
 
 def iwae_nll(model, x_binary: torch.Tensor, *, k: int, seed: int, progress: bool) -> float:
     """Mean ``-log p(x)`` (IWAE bound, nats per image) over ``x_binary``, with a progress bar."""
-    device = next(model.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)  # CPU: the same draws on every device
     step = 8
     values = [iwae_log_likelihood(model, x_binary[i:i + step], k=k, generator=generator)
               for i in tqdm(range(0, len(x_binary), step), desc="IWAE", unit=f"x{step} images",
@@ -220,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), metavar="NAME",
                         help=f"recipes to train and score (default: {' '.join(RECIPES)})")
-    parser.add_argument("--dataset", default="fashion-mnist", choices=sorted(data.DATASETS))
+    parser.add_argument("--dataset", default="fashion-mnist", choices=sorted(DATASETS))
     parser.add_argument("--epochs", type=int, default=None, help="override every recipe's epoch count")
     parser.add_argument("--subset", type=int, default=None, metavar="N",
                         help="first N train and N test images only (a smoke test)")
@@ -277,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     progress = not args.no_progress
     device = pick_device(args.device)
     shortened = args.epochs is not None or args.subset is not None
-    cache = data.cache_dir() / "benchmarks"
+    cache = cache_dir() / "benchmarks"
     work = args.work or cache / f"quality-{args.dataset}-{'all' if args.subset is None else f'n{args.subset}'}-seed{args.seed}"
     path = args.json or (work if shortened else RESULTS) / f"quality-{args.dataset}.json"
     settings = {"dataset": args.dataset, "epochs": args.epochs, "subset": args.subset, "seed": args.seed,

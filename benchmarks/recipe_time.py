@@ -31,8 +31,10 @@ if __package__ in (None, ""):  # run as a script: python benchmarks/recipe_time.
 from benchmarks.common import RESULTS, hardware, hardware_slug, read_json, write_json
 from benchmarks.speed import Variant, compile_setting, parse_variant
 from vae_course import data
+from vae_course.datasets import DATASETS
 from vae_course.recipes import get_recipe
-from vae_course.train import pick_device, train_recipe
+from vae_course.devices import pick_device
+from vae_course.train import train_recipe
 
 DEFAULT_VARIANTS = ("engine", "engine+bf16", "engine+compile", "engine+bf16+cudagraphs")
 
@@ -40,7 +42,7 @@ DEFAULT_VARIANTS = ("engine", "engine+bf16", "engine+compile", "engine+bf16+cuda
 def time_recipe(recipe: str, variant: Variant, *, dataset: str, device: torch.device,
                 epochs: int | None, subset: int | None, seed: int) -> dict[str, Any]:
     """Train ``recipe`` once with the (engine) variant's options; wall time and what it reached."""
-    options = {"bf16": variant.bf16, "compile": compile_setting(variant), "seed": seed}
+    options = {"bf16": variant.bf16, "torch_compile": compile_setting(variant), "seed": seed}
     if variant.channels_last is not None:
         options["channels_last"] = variant.channels_last
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -62,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recipe", default="matlab-2022")
     parser.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS))
     parser.add_argument("--device", default="auto", help="auto, cuda, mps or cpu (default auto)")
-    parser.add_argument("--dataset", default="fashion-mnist", choices=sorted(data.DATASETS))
+    parser.add_argument("--dataset", default="fashion-mnist", choices=sorted(DATASETS))
     parser.add_argument("--epochs", type=int, default=None, help="default: the recipe's own count")
     parser.add_argument("--subset", type=int, default=None, metavar="N", help="first N images (a smoke test)")
     parser.add_argument("--seed", type=int, default=0)

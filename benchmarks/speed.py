@@ -48,10 +48,12 @@ from benchmarks.common import RESULTS, hardware, hardware_slug, read_json, write
 from benchmarks.flops import training_flops_per_image
 from benchmarks.report import speed_markdown
 from vae_course import data
+from vae_course.datasets import DATASETS
 from vae_course.losses import elbo_terms
 from vae_course.models import build_model
 from vae_course.recipes import SOURCE_RECIPES, get_recipe
-from vae_course.train import fit, pick_device
+from vae_course.devices import pick_device
+from vae_course.train import fit
 
 LOOPS = ("idiomatic", "engine")
 OPTIONS = ("channels_last", "bf16", "compile", "cudagraphs")
@@ -236,7 +238,7 @@ def run_once(variant: Variant, model: torch.nn.Module, work: Workload, compiled:
             history = fit(model, work.x, epochs=work.epochs, batch_size=r.batch_size, lr=r.lr,
                           reconstruction=r.reconstruction, kl=r.kl, beta=r.beta, sigma=r.sigma,
                           binarize=r.binarize, drop_last=r.drop_last, device=work.device,
-                          seed=work.seed, bf16=variant.bf16, compile=compile_setting(variant),
+                          seed=work.seed, bf16=variant.bf16, torch_compile=compile_setting(variant),
                           channels_last=variant.channels_last, progress=False)
             loss = history.epochs[-1]["train_loss"]
         else:
@@ -392,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto (default cpu)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads for every variant (default: torch's default)")
-    parser.add_argument("--dataset", default="fashion-mnist", choices=sorted(data.DATASETS))
+    parser.add_argument("--dataset", default="fashion-mnist", choices=sorted(DATASETS))
     parser.add_argument("--profile", action="store_true", help="also record the top ops of each variant")
     parser.add_argument("--json", type=Path, default=None, metavar="OUT",
                         help="results file (default benchmarks/results/speed-<hardware>.json); "

@@ -63,7 +63,7 @@ def test_train_refuses_to_overwrite_and_resumes(trained_checkpoint, tmp_path):
     resumed = run_cli("train", "--recipe", "pytorch-mlp", "--epochs", "2", "--subset", "512",
                       "--device", "cpu", "--out", str(copy), "--resume", "--no-progress")
     assert resumed.returncode == 0, resumed.stderr
-    from vae_course.train import load_checkpoint
+    from vae_course.checkpoints import load_checkpoint
     assert len(load_checkpoint(copy / "checkpoint.pt")["history"]["epochs"]) == 2
 
 
@@ -121,12 +121,12 @@ def test_bad_numbers_are_refused(capsys, tmp_path):
 
 def test_missing_dataset_says_how_to_get_it(capsys, tmp_path, monkeypatch):
     """Offline, with no files anywhere: the message names the remedies (no network needed)."""
-    from vae_course import data
+    from vae_course import datasets
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("XDG_DATA_DIRS", str(tmp_path / "share"))
     monkeypatch.delenv("VAE_COURSE_DATA", raising=False)
-    info = data.DATASETS["mnist"]
-    monkeypatch.setitem(data.DATASETS, "mnist", type(info)(**{
+    info = datasets.DATASETS["mnist"]
+    monkeypatch.setitem(datasets.DATASETS, "mnist", type(info)(**{
         **info.__dict__, "mirrors": [(tmp_path / "no-mirror").as_uri() + "/"]}))
     code, out = call_main(capsys, "train", "--recipe", "pytorch-mlp", "--dataset", "mnist",
                           "--out", str(tmp_path / "run"))
@@ -162,3 +162,15 @@ def test_bad_checkpoint_is_named(capsys, tmp_path):
 def test_generate_needs_png(capsys, tmp_path):
     code, out = call_main(capsys, "generate", str(tmp_path / "c.pt"), "--out", str(tmp_path / "x.jpg"))
     assert code == 1 and ".png" in out.err
+
+
+def test_device_accepts_cuda_n_and_says_clearly_when_it_is_absent(capsys, tmp_path):
+    from vae_course.cli import build_parser
+    assert build_parser().parse_args(["doctor", "--device", "CUDA:1"]).device == "cuda:1"
+    if not __import__("torch").cuda.is_available():
+        code, out = call_main(capsys, "doctor", "--device", "cuda:1")
+        assert code == 1 and "CUDA is not available" in out.err
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["train", "--recipe", "tf-cvae", "--device", "gpu"])
+    assert exit_info.value.code == 2
+    assert "use auto, cpu, cuda, cuda:N or mps" in capsys.readouterr().err

@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 import torch
 
-from vae_course import data
-from vae_course.data import (DATASETS, Batches, DatasetUnavailable, cache_dir, dataset_name, download,
-                             load_split, load_tensors, locate, system_dirs, verify)
+from vae_course import downloads
+from vae_course.data import Batches, load_split, load_tensors
+from vae_course.datasets import DATASETS, DatasetUnavailable, cache_dir, dataset_name, locate, system_dirs
+from vae_course.downloads import download, verify
 from vae_course.idx import write_idx
 
-REAL_OPEN_URL = data._open_url
+REAL_OPEN_URL = downloads._open_url
 FILES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
          "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
 
@@ -37,7 +38,7 @@ def isolated(tmp_path, monkeypatch):
             raise urllib.error.URLError(socket.gaierror(-3, "network disabled in tests"))
         return REAL_OPEN_URL(url, timeout)
 
-    monkeypatch.setattr(data, "_open_url", offline_open_url)
+    monkeypatch.setattr(downloads, "_open_url", offline_open_url)
 
 
 def make_files(directory: Path, n_train: int = 30, n_test: int = 12, label: int = 0) -> dict:
@@ -220,7 +221,7 @@ def test_download_keeps_verified_files_and_fetches_only_what_is_missing(fake, mo
         fetched.append(Path(url).name)
         return REAL_OPEN_URL(url, timeout)
 
-    monkeypatch.setattr(data, "_open_url", recording_open_url)
+    monkeypatch.setattr(downloads, "_open_url", recording_open_url)
     download(progress=False)
     assert sorted(fetched) == ["t10k-labels-idx1-ubyte.gz", "train-labels-idx1-ubyte.gz"]
     assert verify() == {name: True for name in FILES}
@@ -256,7 +257,7 @@ def test_offline_fails_fast_and_skips_unreachable_mirrors(monkeypatch):
         calls.append((url, timeout))
         raise urllib.error.URLError(socket.gaierror(-3, "Temporary failure in name resolution"))
 
-    monkeypatch.setattr(data, "_open_url", unreachable)
+    monkeypatch.setattr(downloads, "_open_url", unreachable)
     start = time.perf_counter()
     with pytest.raises(DatasetUnavailable) as caught:
         download("mnist", progress=False)
@@ -280,7 +281,7 @@ def test_offline_switch_never_touches_the_network(fake, monkeypatch):
         calls.append(url)
         raise urllib.error.URLError(socket.gaierror(-3, "network disabled in tests"))
 
-    monkeypatch.setattr(data, "_open_url", no_network)
+    monkeypatch.setattr(downloads, "_open_url", no_network)
     monkeypatch.setenv("VAE_COURSE_OFFLINE", "1")
     with pytest.raises(DatasetUnavailable) as caught:
         load_tensors("mnist", "test")

@@ -135,8 +135,7 @@ def test_hostile_header_fails_fast_without_allocating_the_declared_size(tmp_path
     ("image.gz", b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "PNG"),
     ("pointer", b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\n", "Git LFS"),
     ("error.json", b'{"error": "rate limited"}', "JSON"),
-    ("packed", gzip.compress(header(0x08, 1) + b"x"), "gzip"),
-])
+])  # gzip data under a name without .gz are read, not refused (test_faults.py, data section)
 def test_files_that_are_not_idx_get_a_hint(tmp_path, name, content, words):
     path = tmp_path / name
     path.write_bytes(content)  # written as is: an HTML page saved under a .gz name stays HTML

@@ -14,7 +14,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from vae_course import plots  # noqa: E402
+from vae_course import monitors, plots  # noqa: E402
 
 CLASS_NAMES = tuple(f"class {c}" for c in range(10))
 
@@ -260,7 +260,7 @@ def test_save_image_grid_names_bad_path(tmp_path, images):
 
 def test_save_training_animation_writes_gif_frames(tmp_path):
     frames = [np.full((20, 30), k * 60, dtype=np.uint8) for k in range(4)]
-    path = plots.save_training_animation(frames, tmp_path / "samples.gif", fps=4)
+    path = monitors.save_training_animation(frames, tmp_path / "samples.gif", fps=4)
     with Image.open(path) as gif:
         assert gif.format == "GIF" and gif.n_frames == 4
     assert [p.name for p in tmp_path.iterdir()] == ["samples.gif"]
@@ -269,7 +269,7 @@ def test_save_training_animation_writes_gif_frames(tmp_path):
 # ----------------------------------------------------------------------------- callbacks
 
 def test_live_loss_plot_outside_notebook_records_data():
-    live = plots.LiveLossPlot(every=2)
+    live = monitors.LiveLossPlot(every=2)
     assert not live.live
     history = SimpleNamespace(iteration_loss=[], epochs=[])
 
@@ -292,7 +292,7 @@ def test_live_loss_plot_outside_notebook_records_data():
 
 def test_sample_snapshots_fixed_z_and_train_mode(tmp_path):
     model = TinyVAE(latent_dim=2)
-    snapshots = plots.SampleSnapshots(n=4, seed=0)
+    snapshots = monitors.SampleSnapshots(n=4, seed=0)
     for epoch in (1, 2):
         snapshots.on_epoch_end(SimpleNamespace(model=model, epoch=epoch, history=None))
     assert model.training
@@ -302,7 +302,7 @@ def test_sample_snapshots_fixed_z_and_train_mode(tmp_path):
     expected = torch.randn(4, 2, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(snapshots.z, expected)
     assert snapshots.titles == ["epoch 1", "epoch 2"]
-    path = plots.save_training_animation(snapshots.frames, tmp_path / "a.gif",
+    path = monitors.save_training_animation(snapshots.frames, tmp_path / "a.gif",
                                          titles=snapshots.titles)
     with Image.open(path) as gif:
         assert gif.n_frames == 2  # the titles differ, so Pillow keeps both frames
@@ -317,6 +317,24 @@ def test_conditional_models_need_a_label(images):
     plots.interpolation_strip(model, images[0], images[1], steps=3, label=1)
     with pytest.raises(ValueError, match="only for conditional"):
         plots.latent_manifold(TinyVAE(), n=3, label=1)
-    snapshots = plots.SampleSnapshots(n=6)  # samples cycle through the classes
+    snapshots = monitors.SampleSnapshots(n=6)  # samples cycle through the classes
     snapshots.on_epoch_end(SimpleNamespace(model=model, epoch=1, history=None))
     assert len(snapshots.frames) == 1
+
+
+def test_labelled_grid_puts_each_label_at_its_images_centre():
+    images = torch.zeros(6, 1, 28, 28)
+    images[4] = 1.0  # row 1, column 1
+    fig = plots.labelled_grid(images, ["model A", "model B"], ["0", "1", "2"], title="t",
+                              xlabel="class", ylabel="model")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["model A", "model B"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "1", "2"]
+    grid = ax.images[0].get_array()
+    row, col = ax.get_yticks()[1], ax.get_xticks()[1]
+    assert grid[int(row), int(col)] == 1.0  # the tick sits on the white image
+    assert grid[int(ax.get_yticks()[0]), int(col)] == 0.0
+    assert ax.get_title() == "t" and ax.get_xlabel() == "class" and ax.get_ylabel() == "model"
+    with pytest.raises(ValueError, match="6 images for 2 rows x 2 columns"):
+        plots.labelled_grid(images, ["a", "b"], ["0", "1"], title="t")
+    plt.close("all")

@@ -34,12 +34,12 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 REACHABLE='
-from vae_course import data
-for name in data.DATASETS:
+from vae_course import datasets
+for name in datasets.DATASETS:
     try:
-        data.locate(name, download=False)
+        datasets.locate(name, download=False)
         print(name)
-    except data.DatasetUnavailable:
+    except datasets.DatasetUnavailable:
         pass
 '
 

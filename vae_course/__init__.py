@@ -1,16 +1,33 @@
 """vae_course: the package behind the *Variational autoencoders with PyTorch* course.
 
-One module per idea of the course, so a reader can find each concept in one place:
+One module per idea of the course, in the order the book teaches them:
 
-- ``idx``       reading MNIST's IDX files byte by byte (chapter 2)
-- ``data``      locating, verifying and batching the datasets
-- ``layers``    the sampling layer (reparameterization trick) and projectAndReshape
-- ``models``    the four source architectures behind one VAE interface (chapter 3)
-- ``losses``    KL divergences, reconstruction terms and the ELBO (chapter 5)
-- ``train``     the training engine ``fit`` and checkpoints (chapter 6)
-- ``evaluate``  test ELBO, reconstruction errors, importance-weighted likelihood (chapter 7, 9)
-- ``plots``     the course's figures (chapters 7, 8)
-- ``recipes``   the source systems as named configurations
+- ``idx``          reading MNIST's IDX files byte by byte (chapter 2)
+- ``datasets``     which datasets exist and where their files are found
+- ``downloads``    checking the files' MD5 sums, downloading them from mirrors
+- ``data``         loading a split as tensors, binarizing, mini-batches (``Batches``)
+- ``layers``       the sampling layer (reparameterization trick) and projectAndReshape (chapter 4)
+- ``models``       the source architectures behind one VAE interface (chapter 3)
+- ``losses``       KL divergences, reconstruction terms and the ELBO (chapter 5)
+- ``train``        the training loop: ``train_one_epoch``, ``fit`` and ``train_recipe`` (chapter 6)
+- ``history``      what a run records: ``History``, what callbacks see, the NaN error
+- ``checkpoints``  saving, loading and resuming runs
+- ``evaluate``     test ELBO, reconstruction errors, IWAE likelihood (chapters 7, 9)
+- ``plots``        the course's figures (chapters 5, 7, 8, 9)
+- ``monitors``     watching a run train: live loss plot, sample snapshots, animation (chapters 6, 8)
+- ``recipes``      the four source systems and the course's own, as named configurations
+- ``rng``          seeds, saved random states, and draws that are the same on every device
+- ``devices``      choosing the device, and what is fast and correct there (bf16, compile)
+- ``tolerances``   how closely numbers from different machines must agree
+- ``doctor``       ``vae-course doctor``: checks the course computes right on your device
+- ``exercises``    the automatic checks of the chapters' exercises
+- ``notebook``     helpers the chapters share: quick mode, cached trainings, run facts
+- ``cli``          the ``vae-course`` command (train, evaluate, generate, data, doctor)
+
+Three ways to train, from the most explicit to the most convenient: ``train.fit(model, x,
+...)`` trains a model you built with settings you pass; ``train.train_recipe(name)`` builds a
+recipe's model, loads its data and calls ``fit``; ``notebook.trained(name)`` does that once
+and caches the checkpoint, so re-running a chapter does not retrain.
 """
 
 __version__ = "0.1.0"

@@ -16,14 +16,16 @@ from torch import nn
 from torch.nn import functional as F
 
 from .losses import elbo_terms, log_normal_pdf
+from .models import check_labels
+from .data import BINARIZE_MODES, binarized
+from .rng import randn
 
-BINARIZE_MODES = ("none", "static", "dynamic")
 DYNAMIC_TEST_SEED = 1234  # fixed, so a dynamically binarized test set is the same every epoch
 
 
 @contextlib.contextmanager
-def _inference(model: nn.Module) -> Iterator[torch.device]:
-    """Eval mode and no gradients for the block; yields the model's device."""
+def inference(model: nn.Module) -> Iterator[torch.device]:
+    """Eval mode and no gradients for the block, then the model's own mode back; yields its device."""
     was_training = model.training
     model.eval()
     try:
@@ -33,19 +35,18 @@ def _inference(model: nn.Module) -> Iterator[torch.device]:
         model.train(was_training)
 
 
+def _check_batch_size(batch_size: int, caller: str) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"{caller}: batch_size must be a positive whole number of images, got {batch_size!r}")
+
+
 def _conditional(model: nn.Module, y: torch.Tensor | None, caller: str) -> bool:
     conditional = bool(getattr(model, "conditional", False))
     if conditional and y is None:
         raise ValueError(f"{caller}: {type(model).__name__} is conditional; pass the labels as y=")
+    if conditional:
+        check_labels(y, model.num_classes, f"{caller}: y")  # once, not in every batch's forward
     return conditional
-
-
-def _binarized(x: torch.Tensor, binarize: str, generator: torch.Generator | None) -> torch.Tensor:
-    if binarize == "static":
-        return (x > 0.5).to(x.dtype)          # the same threshold as vae_course.data.Batches
-    if binarize == "dynamic":
-        return torch.bernoulli(x, generator=generator)
-    return x
 
 
 def evaluate_elbo(model: nn.Module, x: torch.Tensor, *, reconstruction: str, kl: str,
@@ -63,50 +64,55 @@ def evaluate_elbo(model: nn.Module, x: torch.Tensor, *, reconstruction: str, kl:
     if len(x) == 0:
         raise ValueError("evaluate_elbo: x holds no images")
     totals = torch.zeros(3, dtype=torch.float64)
-    with _inference(model) as device:
-        conditional = _conditional(model, y, "evaluate_elbo")
-        generator = None
-        if binarize == "dynamic":
-            generator = torch.Generator(device=device).manual_seed(DYNAMIC_TEST_SEED)
-        for start in range(0, len(x), batch_size):
-            xb = _binarized(x[start:start + batch_size].to(device), binarize, generator)
-            out = model(xb, y[start:start + batch_size].to(device)) if conditional else model(xb)
-            terms = elbo_terms(out, xb, reconstruction=reconstruction, kl=kl, beta=beta, sigma=sigma)
-            batch = torch.stack((terms.loss, terms.reconstruction, terms.kl)).double().sum(dim=1)
-            totals += batch.cpu()
+    generator = torch.Generator().manual_seed(DYNAMIC_TEST_SEED)  # CPU: the same on every device
+    for xb, labels in _batches(model, x, y, batch_size, "evaluate_elbo"):
+        xb = binarized(xb, binarize, generator)
+        terms = elbo_terms(model(xb, *labels), xb, reconstruction=reconstruction, kl=kl, beta=beta,
+                           sigma=sigma)
+        # Sum in float64 on the CPU: Apple's MPS has no float64, and 10,000 float32 additions
+        # would lose digits.
+        totals += torch.stack((terms.loss, terms.reconstruction, terms.kl)).cpu().double().sum(dim=1)
     loss, rec, kl_value = (totals / len(x)).tolist()
     return {"loss": loss, "reconstruction": rec, "kl": kl_value}
 
 
-def reconstruction_errors(model: nn.Module, x: torch.Tensor, batch_size: int = 1000,
-                          y: torch.Tensor | None = None) -> np.ndarray:
-    """Per-image mean squared error (over pixels) of ``model.reconstruct(x)``, shape ``(N,)``.
-
-    ``reconstruct`` decodes the posterior mean, so the errors are deterministic: large ones
-    flag the images the model finds unusual (chapter 7's anomaly detection).
-    """
-    errors = []
-    with _inference(model) as device:
-        conditional = _conditional(model, y, "reconstruction_errors")
+def _batches(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, batch_size: int,
+             caller: str) -> Iterator[tuple[torch.Tensor, tuple]]:
+    """``(images, labels)`` batch by batch on the model's device, in eval mode without gradients;
+    ``labels`` is ``(y_batch,)`` for a conditional model and ``()`` otherwise."""
+    _check_batch_size(batch_size, caller)
+    with inference(model) as device:
+        conditional = _conditional(model, y, caller)
         for start in range(0, len(x), batch_size):
-            xb = x[start:start + batch_size].to(device)
-            x_hat = model.reconstruct(xb, y[start:start + batch_size].to(device)) if conditional \
-                else model.reconstruct(xb)
-            errors.append((x_hat - xb).pow(2).flatten(1).mean(dim=1).cpu())
+            rows = slice(start, start + batch_size)
+            yield x[rows].to(device), ((y[rows].to(device),) if conditional else ())
+
+
+def reconstruction_errors(model: nn.Module, x: torch.Tensor, batch_size: int = 1000,
+                          y: torch.Tensor | None = None, sample: bool = False,
+                          generator: torch.Generator | None = None) -> np.ndarray:
+    """Per-image mean squared error (over pixels) of the model's reconstruction, shape ``(N,)``.
+
+    By default it decodes the posterior mean (``model.reconstruct``), so the errors are
+    deterministic: large ones flag the images the model finds unusual (chapter 7's anomaly
+    detection).  ``sample=True`` decodes a draw ``z = mu + sigma * eps`` instead, as training
+    does (``generator``: see :func:`vae_course.rng.randn`).
+    """
+    def decoded(xb: torch.Tensor, labels: tuple) -> torch.Tensor:
+        if not sample:
+            return model.reconstruct(xb, *labels)
+        mu, logvar = model.encode(xb, *labels)
+        return model.decode(model.reparameterize(mu, logvar, generator), *labels)
+    errors = [(decoded(xb, labels) - xb).pow(2).flatten(1).mean(dim=1).cpu()
+              for xb, labels in _batches(model, x, y, batch_size, "reconstruction_errors")]
     return torch.cat(errors).numpy() if errors else np.zeros(0, dtype=np.float32)
 
 
 def encode_means(model: nn.Module, x: torch.Tensor, batch_size: int = 1000,
                  y: torch.Tensor | None = None) -> np.ndarray:
     """The encoder's means ``mu`` for every image, shape ``(N, latent_dim)`` (for latent-space plots)."""
-    means = []
-    with _inference(model) as device:
-        conditional = _conditional(model, y, "encode_means")
-        for start in range(0, len(x), batch_size):
-            xb = x[start:start + batch_size].to(device)
-            mu, _ = model.encode(xb, y[start:start + batch_size].to(device)) if conditional \
-                else model.encode(xb)
-            means.append(mu.cpu())
+    means = [model.encode(xb, *labels)[0].cpu()
+             for xb, labels in _batches(model, x, y, batch_size, "encode_means")]
     if not means:
         return np.zeros((0, int(model.latent_dim)), dtype=np.float32)
     return torch.cat(means).numpy()
@@ -127,7 +133,8 @@ def iwae_log_likelihood(model: nn.Module, x: torch.Tensor, k: int = 1000, batch_
     with ``reconstruction="bernoulli"``.
 
     Work is bounded by ``batch_size`` images times ``chunk`` samples per decoder pass.  Pass a
-    ``generator`` (on the model's device) for reproducible draws.  Returns a float64 array ``(N,)``.
+    ``generator`` for reproducible draws; a CPU one gives the same draws whatever the model's
+    device (see :func:`vae_course.rng.randn`).  Returns a float64 array ``(N,)``.
     """
     if getattr(model, "conditional", False):
         raise ValueError("iwae_log_likelihood: conditional models are not supported "
@@ -141,7 +148,7 @@ def iwae_log_likelihood(model: nn.Module, x: torch.Tensor, k: int = 1000, batch_
         raise ValueError("iwae_log_likelihood: x must be binary (0/1) for the Bernoulli likelihood; "
                          "binarize it first, e.g. (x > 0.5).float(), as the model was trained")
     results = []
-    with _inference(model) as device:
+    with inference(model) as device:
         for start in range(0, len(x), batch_size):
             xb = x[start:start + batch_size].to(device)
             n = len(xb)
@@ -150,14 +157,15 @@ def iwae_log_likelihood(model: nn.Module, x: torch.Tensor, k: int = 1000, batch_
             chunk_lse = []
             for first in range(0, k, chunk):
                 m = min(chunk, k - first)
-                eps = torch.randn((m, *mu.shape), generator=generator, device=device, dtype=mu.dtype)
+                eps = randn((m, *mu.shape), generator=generator, device=device, dtype=mu.dtype)
                 z = (mu + std * eps).reshape(m * n, -1)                  # sample-major: (m*n, L)
                 logits = model.decode_logits(z)
                 targets = xb.expand(m, *xb.shape).reshape(m * n, *xb.shape[1:])
                 log_px_z = -F.binary_cross_entropy_with_logits(logits, targets, reduction="none").flatten(1).sum(1)
                 log_pz = log_normal_pdf(z, 0.0, 0.0)
                 log_qz_x = log_normal_pdf(z, mu.repeat(m, 1), logvar.repeat(m, 1))
-                log_w = (log_px_z + log_pz - log_qz_x).view(m, n).double()
+                # float64 on the CPU (MPS has none): the k weights span hundreds of nats.
+                log_w = (log_px_z + log_pz - log_qz_x).view(m, n).cpu().double()
                 chunk_lse.append(torch.logsumexp(log_w, dim=0))          # (n,)
-            results.append((torch.logsumexp(torch.stack(chunk_lse), dim=0) - math.log(k)).cpu())
+            results.append(torch.logsumexp(torch.stack(chunk_lse), dim=0) - math.log(k))
     return torch.cat(results).numpy() if results else np.zeros(0, dtype=np.float64)

@@ -16,6 +16,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .rng import preserved_rng
+
 
 class _Fail(Exception):
     """A failed expectation, with the hint to show."""
@@ -23,7 +25,7 @@ class _Fail(Exception):
 
 def _run_check(name: str, body: Callable[[], str]) -> bool:
     try:
-        with torch.random.fork_rng(devices=[]):  # the learner's own random draws stay theirs
+        with preserved_rng():  # every generator (CPU, GPUs, Python, NumPy) stays the learner's
             detail = body()
     except NotImplementedError:
         print(f"FAIL {name}: not done yet - replace `raise NotImplementedError` with your code.")
@@ -46,6 +48,11 @@ def _run_check(name: str, body: Callable[[], str]) -> bool:
         return False
     print(f"PASS {name}: {detail}")
     return True
+
+
+def _on_cpu(result):
+    """A learner's tensor moved to the CPU (autograd intact), so a GPU answer compares with CPU references."""
+    return result.cpu() if isinstance(result, torch.Tensor) else result
 
 
 def _expect(condition: bool, hint: str) -> None:
@@ -152,7 +159,7 @@ def check_reparameterize(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor
         torch.manual_seed(0)
         mu = torch.tensor([[1.0, -2.0]]).repeat(20000, 1).requires_grad_()
         logvar = torch.tensor([[0.0, math.log(4.0)]]).repeat(20000, 1).requires_grad_()
-        z = fn(mu, logvar)
+        z = _on_cpu(fn(mu, logvar))
         _expect(isinstance(z, torch.Tensor) and z.shape == mu.shape,
                 f"z must be a tensor shaped like mu {tuple(mu.shape)}")
         _expect(z.requires_grad, "z does not depend on mu/logvar in the autograd graph: build it as "
@@ -180,7 +187,7 @@ def check_kl_normal(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) ->
     def body():
         g = torch.Generator().manual_seed(0)
         mu, logvar = torch.randn(5, 3, generator=g), torch.randn(5, 3, generator=g)
-        got = fn(mu, logvar)
+        got = _on_cpu(fn(mu, logvar))
         want = kl_normal(mu, logvar)
         _expect(isinstance(got, torch.Tensor), "return a torch tensor")
         if got.shape == () or got.numel() == 1:
@@ -193,7 +200,7 @@ def check_kl_normal(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) ->
         if torch.allclose(got, 2 * want, atol=1e-5):
             raise _Fail("twice too large: don't forget the factor 0.5")
         _expect(torch.allclose(got, want, atol=1e-5), f"values {got.tolist()} differ from {want.tolist()}")
-        _expect(torch.allclose(fn(torch.zeros(2, 4), torch.zeros(2, 4)), torch.zeros(2)),
+        _expect(torch.allclose(_on_cpu(fn(torch.zeros(2, 4), torch.zeros(2, 4))), torch.zeros(2)),
                 "KL must be 0 when q equals the prior (mu=0, logvar=0)")
         return "per-example closed-form KL, zero at the prior"
     _run_check("kl_normal", body)
@@ -206,7 +213,7 @@ def check_log_normal_pdf(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor]
     def body():
         g = torch.Generator().manual_seed(1)
         x, m, lv = (torch.randn(4, 2, generator=g) for _ in range(3))
-        got, want = fn(x, m, lv), log_normal_pdf(x, m, lv)
+        got, want = _on_cpu(fn(x, m, lv)), log_normal_pdf(x, m, lv)
         _expect(got.shape == want.shape, f"shape should be {tuple(want.shape)}, got {tuple(got.shape)}")
         if torch.allclose(got - want, torch.full_like(want, 2 * 0.5 * float(np.log(2 * np.pi))), atol=1e-4):
             raise _Fail("off by the constant: include -0.5*log(2*pi) for every dimension")
@@ -287,7 +294,7 @@ def check_interpolate(fn: Callable[[torch.Tensor, torch.Tensor, int], torch.Tens
     """``fn(z_a, z_b, steps) -> (steps, L)`` points on the straight line from z_a to z_b, ends included."""
     def body():
         a, b = torch.tensor([0.0, 2.0]), torch.tensor([4.0, -2.0])
-        got = fn(a, b, 5)
+        got = _on_cpu(fn(a, b, 5))
         _expect(tuple(got.shape) == (5, 2), f"shape should be (steps, L) = (5, 2), got {tuple(got.shape)}")
         _expect(torch.allclose(got[0], a) and torch.allclose(got[-1], b), "the first point must be z_a and the last z_b")
         _expect(torch.allclose(got[2], torch.tensor([2.0, 0.0])), "points must be evenly spaced: "
@@ -319,7 +326,7 @@ def check_logmeanexp(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
     """``fn(a) -> log(mean(exp(a), dim=-1))`` computed without overflow (the IWAE bound needs it)."""
     def body():
         a = torch.tensor([[0.0, 1.0, 2.0], [-1000.0, -1000.0, -1000.0], [800.0, 800.0, 799.0]])
-        got = fn(a)
+        got = _on_cpu(fn(a))
         want = torch.logsumexp(a, dim=-1) - float(np.log(3))
         _expect(got.shape == want.shape, f"reduce the last dimension: shape {tuple(want.shape)}, got {tuple(got.shape)}")
         _expect(bool(torch.isfinite(got).all()), "got inf/-inf: exp(-1000) underflows and exp(800) overflows; "

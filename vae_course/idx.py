@@ -10,7 +10,9 @@ An IDX file is a few header bytes followed by the numbers themselves::
     4 + 4*d  ...    the items, big-endian, last dimension changing fastest
 
 So MNIST's test images start with ``00 00 08 03`` (unsigned bytes, 3 dimensions) and the
-sizes 10000, 28, 28; then come 10000 * 28 * 28 bytes of pixels, and nothing else.
+sizes 10000, 28, 28; then come 10000 * 28 * 28 bytes of pixels, and nothing else. The files
+are published gzip-compressed; :func:`read_idx` recognises compression by the file's first two
+bytes (``1f 8b``), not by its name, so a file gunzipped by hand reads the same under either name.
 
 We read the header with :mod:`struct`, check that the file holds exactly the number of
 bytes the header promises, and only then hand the bytes to numpy.  The check comes first
@@ -44,6 +46,21 @@ IDX_DTYPES: dict[int, tuple[str, np.dtype]] = {
 }
 
 _CHUNK = 1 << 20  # read payloads 1 MiB at a time, never the size a header merely claims
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _numpy_max_dims() -> int:
+    """How many dimensions a numpy array may have here: 64 since numpy 2.0, 32 before."""
+    for ndim in (64, 32):
+        try:
+            np.empty((1,) * ndim)
+            return ndim
+        except ValueError:
+            continue
+    return 32
+
+
+MAX_DIMS = _numpy_max_dims()
 
 
 class IDXError(ValueError):
@@ -73,7 +90,7 @@ def _guess_file_type(head: bytes) -> Optional[str]:
     if head.startswith(b"\xff\xd8\xff"):
         return "a JPEG image"
     if head.startswith(b"\x1f\x8b"):
-        return "gzip-compressed data (name the file *.gz or gunzip it first)"
+        return "gzip-compressed data"
     if head.startswith(b"PK\x03\x04"):
         return "a ZIP archive"
     if head.startswith(b"\x93NUMPY"):
@@ -125,11 +142,12 @@ def parse_idx_header(data: bytes, source: str = "<bytes>") -> IDXHeader:
     return IDXHeader(dtype_code, dtype, tuple(shape), header_size)
 
 
-def _open(path: Path) -> BinaryIO:
-    """Open plain files as they are and ``.gz`` files decompressed on the fly."""
-    if path.suffix == ".gz":
-        return gzip.open(path, "rb")  # type: ignore[return-value]
-    return open(path, "rb")
+def open_idx(path: PathLike) -> BinaryIO:
+    """Open a file for reading its IDX bytes: decompressed on the fly if it is gzip-compressed
+    (its first two bytes are ``1f 8b``), as it is otherwise, whatever its name."""
+    with open(path, "rb") as raw:
+        compressed = raw.read(2) == GZIP_MAGIC
+    return gzip.open(path, "rb") if compressed else open(path, "rb")  # type: ignore[return-value]
 
 
 def _check_payload_size(header: IDXHeader, available: int, source: str) -> None:
@@ -153,6 +171,10 @@ def _read_idx_stream(stream: BinaryIO, source: str, file_size: Optional[int]) ->
     magic = stream.read(4)
     dims = stream.read(4 * magic[3]) if len(magic) == 4 else b""
     header = parse_idx_header(magic + dims, source)
+    if len(header.shape) > MAX_DIMS:  # a valid IDX header, but numpy cannot hold the array
+        raise IDXError(source, 3, f"{len(header.shape)} dimensions: a numpy array can have at most "
+                       f"{MAX_DIMS}", "The file is damaged or is not an IDX file (MNIST's images have 3 "
+                       "dimensions, its labels 1)")
     expected = math.prod(header.shape) * header.dtype.itemsize
 
     # 2. A plain file's size is known: compare it with the declared size before reading on.
@@ -181,20 +203,50 @@ def _read_idx_stream(stream: BinaryIO, source: str, file_size: Optional[int]) ->
 
 
 def read_idx(path: PathLike) -> np.ndarray:
-    """Read an IDX file (plain or ``.gz``) into a numpy array in native byte order."""
+    """Read an IDX file (plain or gzip-compressed) into a numpy array in native byte order."""
     path = Path(path)
     try:
-        with _open(path) as stream:
-            file_size = None if path.suffix == ".gz" else os.fstat(stream.fileno()).st_size
+        with open_idx(path) as stream:
+            plain = not isinstance(stream, gzip.GzipFile)
+            file_size = os.fstat(stream.fileno()).st_size if plain else None
             return _read_idx_stream(stream, str(path), file_size)
     except (gzip.BadGzipFile, zlib.error, EOFError) as error:
-        with open(path, "rb") as raw:
-            head = raw.read(64)
-        if not head.startswith(b"\x1f\x8b"):
-            fix = _not_idx_fix(head).replace("not an IDX file", "not gzip-compressed IDX data")
-            raise IDXError(str(path), 0, "not a gzip file although its name ends in .gz", fix) from error
-        raise IDXError(str(path), 0, f"the gzip data is damaged or cut short ({error})",
+        offset, good = _gzip_break(path)
+        raise IDXError(str(path), offset, f"the gzip data is damaged or cut short here, after {good} "
+                       f"decompressed bytes ({error}; the offset counts compressed bytes)",
                        "Delete the file and download it again") from error
+
+
+def _gzip_break(path: Path) -> tuple[int, int]:
+    """Where a damaged gzip file stops making sense: (offset in the compressed file, number of
+    bytes decompressed before it). Only run after gzip failed, so speed does not matter."""
+    inflate, offset, good, pending = zlib.decompressobj(wbits=31), 0, 0, b""
+    with open(path, "rb") as raw:
+        while True:
+            chunk, pending = pending or raw.read(1 << 12), b""
+            if not chunk:
+                return offset, good  # cut short: the data end before the gzip trailer
+            saved = inflate.copy()
+            try:
+                good += _inflated_size(inflate, chunk)
+            except zlib.error:  # the damage is in this chunk: find the byte
+                for i in range(len(chunk)):
+                    try:
+                        good += _inflated_size(saved, chunk[i:i + 1])
+                    except zlib.error:
+                        return offset + i, good
+                return offset + len(chunk), good
+            if inflate.eof:  # one gzip member ended; another may follow
+                pending, inflate = inflate.unused_data, zlib.decompressobj(wbits=31)
+            offset += len(chunk) - len(pending)
+
+
+def _inflated_size(inflate, data: bytes) -> int:
+    """Feed ``data`` to a zlib decompressor, keeping only the count (1 MiB at a time at most)."""
+    size = len(inflate.decompress(data, _CHUNK))
+    while inflate.unconsumed_tail and not inflate.eof:
+        size += len(inflate.decompress(inflate.unconsumed_tail, _CHUNK))
+    return size
 
 
 # numpy dtype (native order) -> IDX type code, for writing

@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .rng import randn
+
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor,
                    generator: torch.Generator | None = None) -> torch.Tensor:
@@ -15,9 +17,10 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor,
 
     The *reparameterization trick*: the randomness lives in ``eps``, which does not depend
     on the parameters, so gradients flow from ``z`` back into ``mu`` and ``logvar``.
-    ``generator`` makes the draw reproducible; it must live on the same device as ``mu``.
+    ``generator`` makes the draw reproducible; a CPU generator draws the same ``eps`` whatever
+    ``mu``'s device (see :func:`vae_course.rng.randn`).
     """
-    eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+    eps = randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
     return mu + torch.exp(0.5 * logvar) * eps
 
 

@@ -118,8 +118,9 @@ def gaussian_nll(x_hat: torch.Tensor, x: torch.Tensor,
     """
     _same_shape("gaussian_nll", x_hat, x)
     sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
-    if bool((sigma <= 0).any()):
-        raise ValueError(f"gaussian_nll: sigma must be positive, got {sigma.tolist()}")
+    if not bool(((sigma > 0) & torch.isfinite(sigma)).all()):  # also refuses NaN
+        shown = sigma.tolist() if sigma.numel() <= 8 else f"{sigma.numel()} values incl. {sigma.flatten()[:4].tolist()}"
+        raise ValueError(f"gaussian_nll: sigma must be positive and finite, got {shown}")
     nll = 0.5 * ((x - x_hat) / sigma).pow(2) + torch.log(sigma) + 0.5 * LOG_2PI
     return _sum_per_example(nll.expand_as(x))
 
@@ -217,6 +218,6 @@ def gaussian_equivalent(reconstruction: str, beta: float, num_pixels: int = NUM_
         raise ValueError(f"gaussian_equivalent: {reconstruction!r} has no Gaussian reading; "
                          f"choose one of gaussian, half-sse, mean-mse")
     if reconstruction != "gaussian" and sigma is not None:
-        raise ValueError(f"gaussian_equivalent: sigma only applies to reconstruction='gaussian'")
+        raise ValueError("gaussian_equivalent: sigma only applies to reconstruction='gaussian'")
     tau = float(beta) * sigma2
     return {"sigma2": sigma2, "beta": float(beta), "beta_at_sigma2_1": tau, "sigma2_at_beta_1": tau}

@@ -27,6 +27,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .layers import ProjectAndReshape, SamplingLayer, reparameterize, split_stats
+from .rng import randn
 
 IMAGE_SHAPE = (1, 28, 28)
 NUM_PIXELS = 28 * 28
@@ -96,10 +97,8 @@ class VAE(nn.Module):
         return VAEOutput(self.decode_logits(z), z, mu, logvar)
 
     def _prior_sample(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
-        param = next(self.parameters())
-        device = generator.device if generator is not None else param.device
-        z = torch.randn(n, self.latent_dim, generator=generator, device=device)
-        return z.to(device=param.device, dtype=param.dtype)
+        param = next(self.parameters())  # drawn on the generator's device: see vae_course.rng.randn
+        return randn((n, self.latent_dim), generator=generator, device=param.device).to(param.dtype)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -124,6 +123,18 @@ def matlab_encoder(latent_dim: int) -> nn.Sequential:
         nn.Flatten(),                                # MATLAB's FC layer flattens implicitly
         nn.Linear(64 * 7 * 7, 2 * latent_dim),
     )
+
+
+def matlab_upsampling() -> list[nn.Module]:
+    """The layers both MATLAB decoders end with, from a 7x7x64 feature map to the 28x28 logits:
+    transposed convolutions with MATLAB's ``Cropping="same"`` (``padding=1, output_padding=1``)."""
+    return [
+        nn.ConvTranspose2d(64, 64, 3, stride=2, padding=1, output_padding=1),  # 7 -> 14
+        nn.ReLU(),
+        nn.ConvTranspose2d(64, 32, 3, stride=2, padding=1, output_padding=1),  # 14 -> 28
+        nn.ReLU(),
+        nn.ConvTranspose2d(32, 1, 3, stride=1, padding=1),                     # 28 -> 28
+    ]
 
 
 class MatlabR2022bVAE(VAE):
@@ -163,11 +174,7 @@ class MatlabR2022bVAE(VAE):
         self.sampling = SamplingLayer()
         self.decoder = nn.Sequential(
             ProjectAndReshape(latent_dim, (64, 7, 7)),
-            nn.ConvTranspose2d(64, 64, 3, stride=2, padding=1, output_padding=1),  # 7 -> 14
-            nn.ReLU(),
-            nn.ConvTranspose2d(64, 32, 3, stride=2, padding=1, output_padding=1),  # 14 -> 28
-            nn.ReLU(),
-            nn.ConvTranspose2d(32, 1, 3, stride=1, padding=1),                     # 28 -> 28
+            *matlab_upsampling(),
         )
         glorot_init_(self)
 
@@ -206,11 +213,7 @@ class MatlabR2019bVAE(VAE):
             nn.Unflatten(1, (latent_dim, 1, 1)),         # z as a 1x1 image with L channels
             nn.ConvTranspose2d(latent_dim, 64, 7, stride=7),                       # 1 -> 7
             nn.ReLU(),
-            nn.ConvTranspose2d(64, 64, 3, stride=2, padding=1, output_padding=1),  # 7 -> 14
-            nn.ReLU(),
-            nn.ConvTranspose2d(64, 32, 3, stride=2, padding=1, output_padding=1),  # 14 -> 28
-            nn.ReLU(),
-            nn.ConvTranspose2d(32, 1, 3, stride=1, padding=1),                     # 28 -> 28
+            *matlab_upsampling(),
         )
         glorot_init_(self)
 
@@ -306,6 +309,17 @@ def _mlp(in_features: int, hidden: tuple[int, ...], out_features: int) -> list[n
     return layers + [nn.Linear(in_features, out_features)]
 
 
+def check_labels(y: torch.Tensor, num_classes: int, what: str = "labels") -> None:
+    """Refuse labels outside 0..num_classes-1 with a clear error.
+
+    Reading ``y.min()`` waits for a GPU, so training and evaluation call this once where the
+    labels enter, not in every forward pass (on CUDA a bad label would otherwise surface as an
+    opaque device-side assert inside ``one_hot``).
+    """
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise ValueError(f"{what} must lie in 0..{num_classes - 1}, got {int(y.min())}..{int(y.max())}")
+
+
 class ConditionalMLPVAE(VAE):
     """Conditional VAE (chapter 9): the MLP VAE with a one-hot label concatenated to its inputs.
 
@@ -346,9 +360,8 @@ class ConditionalMLPVAE(VAE):
         if y.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8) or y.shape != (n,):
             raise ValueError(f"{name}: labels y must be integers of shape ({n},), "
                              f"got {y.dtype} {tuple(y.shape)}")
-        if n and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
-            raise ValueError(f"{name}: labels must lie in 0..{self.num_classes - 1}, "
-                             f"got {int(y.min())}..{int(y.max())}")
+        if y.device.type == "cpu" and not torch.compiler.is_compiling():
+            check_labels(y, self.num_classes, f"{name}: labels")  # free on the CPU; GPU callers check once
         dtype = next(self.parameters()).dtype
         return F.one_hot(y.long(), self.num_classes).to(dtype)
 
@@ -379,6 +392,8 @@ class ConditionalMLPVAE(VAE):
             y = torch.arange(n, device=z.device) % self.num_classes
         elif isinstance(y, int):
             y = torch.full((n,), y, dtype=torch.long, device=z.device)
+        else:
+            check_labels(torch.as_tensor(y), self.num_classes, f"{type(self).__name__}.sample: y")
         return self.decode(z, y)
 
     @torch.no_grad()

@@ -13,7 +13,6 @@ import contextlib
 import hashlib
 import json
 import os
-import platform
 from pathlib import Path
 
 import torch
@@ -26,8 +25,8 @@ def quick_mode() -> bool:
     return os.environ.get(QUICK_ENV, "") not in ("", "0")
 
 
-def pick(full, quick):
-    """``full`` normally, ``quick`` in quick mode: ``epochs = pick(30, 1)``."""
+def real_or_quick(full, quick):
+    """``full`` normally, ``quick`` in quick mode (CI): ``epochs = real_or_quick(30, 1)``."""
     return quick if quick_mode() else full
 
 
@@ -35,7 +34,7 @@ def checkpoint_cache_dir() -> Path:
     """Where :func:`trained` keeps checkpoints (``$VAE_COURSE_CHECKPOINTS`` or the user cache)."""
     if os.environ.get("VAE_COURSE_CHECKPOINTS"):
         return Path(os.environ["VAE_COURSE_CHECKPOINTS"]).expanduser()
-    from .data import cache_dir
+    from .datasets import cache_dir
     return cache_dir() / "checkpoints"
 
 
@@ -58,9 +57,12 @@ def trained(recipe: str, *, dataset: str | None = None, epochs: int | None = Non
     ``overrides`` (recipe changes such as ``beta=4``) are part of the cache key;
     ``callbacks`` are not (they watch a run without changing it) and only run when training.
     """
-    from .data import dataset_name
+    from .datasets import dataset_name
     from .recipes import get_recipe
-    from .train import History, load_model, pick_device, train_recipe
+    from .checkpoints import load_model
+    from .devices import pick_device
+    from .history import History
+    from .train import train_recipe
 
     spec = get_recipe(recipe)
     dataset = dataset_name(dataset)
@@ -98,29 +100,13 @@ def _exclusive(lock_path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def hardware() -> str:
-    """One line naming the device this notebook computes on."""
-    if torch.cuda.is_available():
-        return f"GPU {torch.cuda.get_device_name(0)}"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return f"Apple GPU (MPS) on {platform.machine()}"
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"CPU {cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
-
-
 def describe_run(dataset: str | None = None, **settings) -> None:
     """Print dataset, settings and hardware: the provenance of this notebook's results."""
-    from .data import dataset_name
+    from .datasets import dataset_name
+    from .devices import describe_hardware
     parts = [f"dataset: {dataset_name(dataset)}"]
     parts += [f"{k}: {v}" for k, v in settings.items()]
-    parts.append(f"hardware: {hardware()}")
+    parts.append(f"hardware: {describe_hardware()}")
     parts.append(f"torch {torch.__version__}")
     if quick_mode():
         parts.append("QUICK MODE (CI): tiny runs, numbers are not meaningful")

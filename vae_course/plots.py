@@ -7,12 +7,11 @@ Images are drawn with the ``gray`` colormap on a fixed ``[0, 1]`` scale, so a fa
 reconstruction *looks* faint instead of being stretched to full contrast.
 
 The grid maths lives in :func:`tile` (MATLAB's ``imtile``); torchvision is not needed.
-Two training callbacks, :class:`LiveLossPlot` and :class:`SampleSnapshots`, plug into
-``train.fit(callbacks=...)``.
+The figures that watch a run while it trains (a live loss plot, sample snapshots, the
+training animation) are in :mod:`vae_course.monitors`.
 """
 from __future__ import annotations
 
-import io
 import math
 import os
 from contextlib import contextmanager
@@ -25,6 +24,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
+
+from .evaluate import inference
 
 IMAGE_STYLE = dict(cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
 BOOK_WIDTH = 8.0  # inches: figures are sized to fill the book's text column
@@ -76,18 +77,6 @@ def _model_device(model: torch.nn.Module) -> torch.device:
         return next(model.parameters()).device
     except StopIteration:
         return torch.device("cpu")
-
-
-@contextmanager
-def _inference(model: torch.nn.Module) -> Iterator[None]:
-    """eval mode + no_grad for drawing, then the model's previous train/eval mode back."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        model.train(was_training)
 
 
 def _class_labels(model: torch.nn.Module, n: int, label: int | None, caller: str
@@ -193,6 +182,39 @@ def image_tile(images: Any, ncols: int | None = None, title: str = "Images",
     _hide_ticks(ax)
     ax.set_title(title)
     ax.set_xlabel(f"{n} images, read left to right, top to bottom")
+    return fig
+
+
+def labelled_grid(images: Any, row_labels: Sequence[str], column_labels: Sequence[str], *,
+                  title: str, xlabel: str = "", ylabel: str = "", rotate_columns: bool = False,
+                  height_per_row: float = 0.9, ax=None) -> Figure:
+    """A grid of images with a label for each row and each column (``images`` row by row).
+
+    For figures like "one row per model, one column per class": the labels sit at the
+    centres of the images, computed from :func:`tile`'s layout.
+    """
+    stack = _as_images(images)
+    nrows, ncols = len(row_labels), len(column_labels)
+    if len(stack) != nrows * ncols:
+        raise ValueError(f"labelled_grid: {len(stack)} images for {nrows} rows x {ncols} columns; "
+                         f"pass exactly one image per cell, row by row")
+    height, width = stack.shape[1:]
+    grid = tile(stack, ncols=ncols)
+    fig, ax = _new_axes(ax, (min(BOOK_WIDTH, height_per_row * ncols + 2.5), height_per_row * nrows + 1.3))
+    ax.imshow(grid, **IMAGE_STYLE)
+
+    def centres(count: int, size: int) -> list[float]:  # tile: 1 pixel of padding, then images
+        return [1 + k * (size + 1) + (size - 1) / 2 for k in range(count)]
+    ax.set_yticks(centres(nrows, height), list(row_labels))
+    if rotate_columns:
+        ax.set_xticks(centres(ncols, width), list(column_labels), rotation=30, ha="right",
+                      rotation_mode="anchor", fontsize=9)
+    else:
+        ax.set_xticks(centres(ncols, width), list(column_labels))
+    ax.tick_params(length=0)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     return fig
 
 
@@ -356,7 +378,7 @@ def latent_manifold(model: torch.nn.Module, n: int = 15, span: tuple[float, floa
     # Row r shows z₂ = values[n-1-r] so that "up" on the page is larger z₂, like a plot.
     grid_z = [[z1, z2] for z2 in reversed(values) for z1 in values]
     z = torch.tensor(grid_z, dtype=torch.float32, device=_model_device(model))
-    with _inference(model):
+    with inference(model):
         decoded = model.decode(z, *_class_labels(model, len(z), label, "latent_manifold"))
     images = _as_images(decoded)
     height, width = images.shape[1:]
@@ -389,7 +411,7 @@ def _interpolate(model: torch.nn.Module, x_a: Any, x_b: Any, steps: int,
         return x.reshape(1, 1, *x.shape[-2:]).to(device)
 
     alphas = np.linspace(0.0, 1.0, steps)
-    with _inference(model):
+    with inference(model):
         one = _class_labels(model, 1, label, "interpolation_strip")
         mu_a, _ = model.encode(as_batch(x_a), *one)
         mu_b, _ = model.encode(as_batch(x_b), *one)
@@ -507,169 +529,3 @@ def loss_curve(history: Any, ax=None, log: bool = False, title: str = "Training 
     fig, ax = _new_axes(ax, (BOOK_WIDTH, 4.0))
     _draw_loss_curve(ax, iteration_loss, epochs, log, title, ylabel, iterations_per_epoch)
     return fig
-
-
-def _in_notebook() -> bool:
-    """True inside a Jupyter kernel (notebook, lab, Colab), where rich output can be shown."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
-
-
-class LiveLossPlot:
-    """``fit`` callback that redraws the loss curve while training, like MATLAB's
-    training-progress window. In a notebook the same output cell is updated in place
-    (an IPython display handle, so no flicker); elsewhere it only records the losses,
-    and ``.figure`` gives the final static figure."""
-
-    def __init__(self, every: int = 20, log: bool = False, title: str = "Training loss",
-                 ylabel: str = "loss (nats/image)") -> None:
-        if every < 1:
-            raise ValueError(f"every must be >= 1 iteration; got {every}")
-        self.every, self.log, self.title, self.ylabel = every, log, title, ylabel
-        self.iterations: list[int] = []
-        self.losses: list[float] = []
-        self.history: Any = None
-        self.iterations_per_epoch: int | None = None  # from the trainer's state, when it says
-        self.live = _in_notebook()
-        self._figure: Figure | None = None
-        self._handle = None
-
-    # ---- callback hooks
-    def _remember(self, state: Any) -> None:
-        self.history = getattr(state, "history", self.history)
-        self.iterations_per_epoch = getattr(state, "iterations_per_epoch",
-                                            self.iterations_per_epoch)
-
-    def on_iteration(self, state: Any) -> None:
-        self._remember(state)
-        loss = getattr(state, "loss", None)
-        if loss is not None:
-            self.losses.append(float(loss))
-            self.iterations.append(int(getattr(state, "iteration", len(self.losses))))
-        if self.live and len(self.losses) % self.every == 0:
-            self._show()
-
-    def on_epoch_end(self, state: Any) -> None:
-        self._remember(state)  # state.loss here is the epoch mean, not an iteration's loss
-        if self.live:
-            self._show()
-
-    # ---- drawing
-    def _data(self) -> tuple[list[float], list[dict]]:
-        """Prefer the trainer's History (complete after a resume); fall back to our record."""
-        iteration_loss, epochs = _history_parts(self.history) if self.history is not None else ([], [])
-        if len(iteration_loss) < len(self.losses):
-            iteration_loss = self.losses
-        return iteration_loss, epochs
-
-    def _redraw(self) -> Figure:
-        if self._figure is None:
-            self._figure, _ = plt.subplots(figsize=(BOOK_WIDTH, 4.0), layout="constrained")
-            plt.close(self._figure)  # keep pyplot from showing a second copy at cell end
-        self._figure.clear()
-        ax = self._figure.add_subplot()
-        _draw_loss_curve(ax, *self._data(), self.log, self.title, self.ylabel,
-                         self.iterations_per_epoch)
-        return self._figure
-
-    def _show(self) -> None:
-        from IPython.display import Image, display
-
-        buffer = io.BytesIO()
-        self._redraw().savefig(buffer, format="png", dpi=100)
-        picture = Image(data=buffer.getvalue(), format="png")
-        if self._handle is None:
-            self._handle = display(picture, display_id=True)
-        else:
-            self._handle.update(picture)
-
-    @property
-    def figure(self) -> Figure:
-        """The loss curve with everything recorded so far, as a static figure."""
-        return self._redraw()
-
-
-# --------------------------------------------------------------------------- samples during training
-
-class SampleSnapshots:
-    """``fit`` callback that decodes the same ``n`` latent points after every epoch, so
-    the frames show one set of samples sharpening as training goes on.
-
-    ``frames`` holds one uint8 grid per epoch and ``titles`` the matching "epoch k";
-    pass both to :func:`save_training_animation`. For a conditional model the samples
-    cycle through the classes 0, 1, 2, ...
-    """
-
-    def __init__(self, n: int = 16, seed: int = 0, ncols: int | None = None) -> None:
-        self.n, self.seed, self.ncols = n, seed, ncols
-        self.z: torch.Tensor | None = None
-        self.frames: list[np.ndarray] = []
-        self.epochs: list[int] = []
-
-    def fixed_z(self, latent_dim: int, device: torch.device) -> torch.Tensor:
-        """The seeded latent points (drawn on the CPU, so every device decodes the same z)."""
-        if self.z is None or self.z.shape[1] != latent_dim:
-            generator = torch.Generator().manual_seed(self.seed)
-            self.z = torch.randn(self.n, latent_dim, generator=generator)
-        return self.z.to(device)
-
-    def on_epoch_end(self, state: Any) -> None:
-        model = state.model
-        z = self.fixed_z(int(model.latent_dim), _model_device(model))
-        extra = ()
-        if getattr(model, "conditional", False):  # cycle through the classes, like model.sample
-            extra = (torch.arange(len(z), device=z.device) % int(model.num_classes),)
-        with _inference(model):
-            images = model.decode(z, *extra)
-        grid = tile(images, ncols=self.ncols)
-        self.frames.append(np.round(grid * 255.0).astype(np.uint8))
-        self.epochs.append(int(getattr(state, "epoch", len(self.frames))))
-
-    @property
-    def titles(self) -> list[str]:
-        return [f"epoch {e}" for e in self.epochs]
-
-
-def save_training_animation(frames: Sequence[Any], path: str | os.PathLike, fps: float = 2,
-                            titles: Sequence[str] | None = None) -> Path:
-    """Write frames (2-D grids such as ``SampleSnapshots.frames``, or image batches, which
-    are tiled) to an animated GIF with matplotlib's PillowWriter; each frame is titled
-    (default "epoch 1", "epoch 2", ...). Written to a temp file and renamed."""
-    from matplotlib.animation import PillowWriter
-
-    grids = []
-    for frame in frames:
-        array = _to_numpy(frame)
-        grids.append(_as_images(array)[0] if array.ndim == 2 else tile(array))
-    if not grids:
-        raise ValueError("frames is empty: nothing to animate (did SampleSnapshots run for an epoch?)")
-    if titles is None:
-        titles = [f"epoch {k}" for k in range(1, len(grids) + 1)]
-    if len(titles) != len(grids):
-        raise ValueError(f"got {len(titles)} titles for {len(grids)} frames")
-    if fps <= 0:
-        raise ValueError(f"fps must be > 0; got {fps}")
-
-    height, width = grids[0].shape
-    fig, ax = plt.subplots(figsize=(4.0, 4.0 * height / width + 0.3), layout="constrained")
-    try:
-        picture = ax.imshow(grids[0], **IMAGE_STYLE)
-        ax.set_axis_off()
-        heading = ax.set_title(titles[0])
-        writer = PillowWriter(fps=fps)
-        with _atomic_target(path, ".gif", "save_training_animation") as tmp:
-            with writer.saving(fig, str(tmp), dpi=100):
-                for grid, text in zip(grids, titles):
-                    if grid.shape != (height, width):
-                        raise ValueError(f"all frames must have the same size; got {grid.shape} "
-                                         f"after {(height, width)}")
-                    picture.set_data(grid)
-                    heading.set_text(text)
-                    writer.grab_frame()
-    finally:
-        plt.close(fig)
-    return Path(path)

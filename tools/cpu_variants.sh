@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Portability check: run the numerics-sensitive tests and chapter 6 as if on other CPUs.
+# oneDNN (convolutions) and ATen (everything else) pick their kernels by instruction set, and
+# the thread count changes how sums are split; each changes float32 results in the last bits.
+# Forcing older instruction sets and other thread counts here shows that every comparison
+# follows the tolerance policy (vae_course/tolerances.py) instead of this machine's rounding.
+# Usage: tools/cpu_variants.sh [PYTHON]   (CI: called by `make test-portability`)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${1:-.venv/bin/python}
+TESTS="tests/test_train.py tests/test_evaluate.py tests/test_losses.py tests/test_layers.py
+       tests/test_models.py tests/test_tolerances.py tests/test_rng.py tests/test_doctor.py
+       tests/test_chapters_agree.py tests/test_threads.py"
+# Threads: torch caps OMP_NUM_THREADS at the number of cores, so the count is set in the test
+# process by tests/conftest.py and in the notebook's kernel by an IPython startup file.
+ipython=$(mktemp -d)
+trap 'rm -rf "$ipython"' EXIT
+mkdir -p "$ipython/profile_default/startup"
+cat > "$ipython/profile_default/startup/00-threads.py" <<'PY'
+import os
+import torch
+torch.set_num_threads(int(os.environ["VAE_COURSE_TEST_THREADS"]))
+assert torch.get_num_threads() == int(os.environ["VAE_COURSE_TEST_THREADS"])
+PY
+CHAPTER=notebooks/06_training_loop.ipynb
+# "ISA ATEN THREADS": ONEDNN_MAX_CPU_ISA (oneDNN), ATEN_CPU_CAPABILITY (ATen), torch threads
+VARIANTS=("SSE41 default 1" "AVX2 avx2 1" "ALL - 2" "ALL - 3" "ALL - 4")
+for variant in "${VARIANTS[@]}"; do
+  read -r isa aten threads <<<"$variant"
+  env=(VAE_COURSE_TEST_THREADS="$threads" IPYTHONDIR="$ipython" ONEDNN_MAX_CPU_ISA="$isa")
+  [ "$aten" != - ] && env+=(ATEN_CPU_CAPABILITY="$aten")
+  echo "=== $variant: ${env[*]}"
+  # Prove the variables took effect (the kernels really change), then run the checks.
+  env "${env[@]}" "$PYTHON" tools/cpu_kernels.py --expect-isa "$isa" --expect-aten "$aten"
+  env "${env[@]}" "$PYTHON" -m pytest -q -p no:cacheprovider $TESTS
+  env "${env[@]}" "$PYTHON" -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
+      --nbval-sanitize-with tests/nbval_sanitize.cfg "$CHAPTER"
+done
