@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vae_course import evaluate, idx, layers, losses, plots
+from vae_course import evaluate, idx, latent_plots, layers, losses, plots
 from vae_course.idx import write_idx
 from vae_course.models import build_model
 from vae_course.tolerances import assert_one_pass_close
@@ -105,10 +105,10 @@ def test_chapter_8_interpolation_and_grid_are_the_packages():
     with torch.no_grad():
         mu = model.encode(x)[0]
         mine = model.decode(interpolate(mu[0], mu[1], 7))
-    _, package = plots._interpolate(model, x[0], x[1], 7)
+    _, package = latent_plots._interpolate(model, x[0], x[1], 7)
     assert_one_pass_close(mine.squeeze(1), package, "decoded interpolation")
     grid = chapter_function("08_generating.ipynb", "normal_grid")(9)
-    figure = plots.latent_manifold(model, n=9)
+    figure = latent_plots.latent_manifold(model, n=9)
     labels = [float(t.get_text()) for t in figure.axes[0].get_xticklabels()]
     np.testing.assert_allclose(np.round(grid, 2), labels)
     plots.plt.close("all")

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from vae_course import cli, exercises, plots
+from vae_course import cli, exercises, latent_plots, plots
 from vae_course.doctor import Float64Watch, check_evaluation, check_recipe, run_checks
 from vae_course.evaluate import encode_means, evaluate_elbo, iwae_log_likelihood, reconstruction_errors
 from vae_course.models import build_model
@@ -47,8 +47,8 @@ def test_fit_evaluate_iwae_plots_and_exercises_put_no_float64_on_the_device(devi
         iwae_log_likelihood(conv, x[:8], k=8, generator=torch.Generator().manual_seed(0))
         reconstruction_errors(conditional, x, y=y)
         encode_means(conv, x)
-        plots.latent_manifold(conv, n=3)
-        plots.interpolation_strip(conv, x[0], x[1], steps=3)
+        latent_plots.latent_manifold(conv, n=3)
+        latent_plots.interpolation_strip(conv, x[0], x[1], steps=3)
         exercises.check_reconstruction_errors(lambda m, xs: ((m.reconstruct(xs) - xs) ** 2).mean((1, 2, 3)))
     plots.plt.close("all")
     assert watch.found == []

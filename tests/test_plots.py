@@ -14,7 +14,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from vae_course import monitors, plots  # noqa: E402
+from vae_course import latent_plots, monitors, plots  # noqa: E402
 
 CLASS_NAMES = tuple(f"class {c}" for c in range(10))
 
@@ -157,7 +157,7 @@ def test_error_histogram_marks_median_and_mean():
 def test_latent_scatter_2d_uses_z_axes():
     means = np.random.default_rng(0).normal(size=(100, 2))
     labels = np.arange(100) % 10
-    fig = plots.latent_scatter(means, labels, CLASS_NAMES)
+    fig = latent_plots.latent_scatter(means, labels, CLASS_NAMES)
     ax = labelled(fig)
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("z₁", "z₂")
     assert len(ax.get_legend().get_texts()) == 10
@@ -166,7 +166,7 @@ def test_latent_scatter_2d_uses_z_axes():
 def test_latent_scatter_uses_pca_for_latent_4():
     rng = np.random.default_rng(0)
     means = rng.normal(size=(200, 4)) * np.array([5.0, 2.0, 0.1, 0.1])  # variance in dims 0, 1
-    fig = plots.latent_scatter(torch.tensor(means), torch.arange(200) % 10, CLASS_NAMES)
+    fig = latent_plots.latent_scatter(torch.tensor(means), torch.arange(200) % 10, CLASS_NAMES)
     ax = labelled(fig)
     assert ax.get_xlabel().startswith("PC 1") and "% var" in ax.get_xlabel()
     assert ax.get_ylabel().startswith("PC 2")
@@ -176,7 +176,7 @@ def test_latent_scatter_uses_pca_for_latent_4():
 
 def test_latent_manifold_decodes_normal_quantiles():
     model = TinyVAE(latent_dim=2)
-    fig = plots.latent_manifold(model, n=5)
+    fig = latent_plots.latent_manifold(model, n=5)
     ax = labelled(fig)
     assert ax.images[0].get_array().shape == (5 * 28, 5 * 28)
     ticks = [float(t.get_text()) for t in ax.get_xticklabels()]
@@ -186,12 +186,12 @@ def test_latent_manifold_decodes_normal_quantiles():
 
 def test_latent_manifold_rejects_latent_4():
     with pytest.raises(ValueError, match="latent_dim=4.*tf-cvae or pytorch-mlp"):
-        plots.latent_manifold(TinyVAE(latent_dim=4))
+        latent_plots.latent_manifold(TinyVAE(latent_dim=4))
 
 
 def test_interpolation_endpoints_are_decoded_means(images):
     model = TinyVAE(latent_dim=3)
-    fig = plots.interpolation_strip(model, images[0], images[1], steps=6, show_inputs=False)
+    fig = latent_plots.interpolation_strip(model, images[0], images[1], steps=6, show_inputs=False)
     labelled(fig, grid=True)
     assert [ax.get_title() for ax in fig.axes] == [f"α={a:.2f}" for a in np.linspace(0, 1, 6)]
     with torch.no_grad():
@@ -203,7 +203,7 @@ def test_interpolation_endpoints_are_decoded_means(images):
 
 
 def test_interpolation_strip_frames_with_inputs(images):
-    fig = plots.interpolation_strip(TinyVAE(), images[0], images[1], steps=4)
+    fig = latent_plots.interpolation_strip(TinyVAE(), images[0], images[1], steps=4)
     titles = [ax.get_title() for ax in fig.axes]
     assert titles[0] == "input A" and titles[-1] == "input B" and len(titles) == 6
 
@@ -217,7 +217,7 @@ def make_history(epochs=3, per_epoch=40):
 
 
 def test_loss_curve_labels_and_test_points():
-    fig = plots.loss_curve(make_history(), log=True)
+    fig = monitors.loss_curve(make_history(), log=True)
     ax = labelled(fig)
     assert ax.get_xlabel() == "iteration" and ax.get_ylabel() == "loss (nats/image)"
     assert ax.get_yscale() == "log"
@@ -229,7 +229,7 @@ def test_loss_curve_labels_and_test_points():
 def test_loss_curve_uses_given_iterations_per_epoch_mid_epoch():
     history = make_history(epochs=2, per_epoch=40)
     history.iteration_loss += [100.0] * 10  # a third epoch under way
-    ax = plots.loss_curve(history, iterations_per_epoch=40).axes[0]
+    ax = monitors.loss_curve(history, iterations_per_epoch=40).axes[0]
     test_line = [line for line in ax.get_lines() if line.get_label().startswith("test")][0]
     np.testing.assert_allclose(test_line.get_xdata(), [40, 80])
 
@@ -237,7 +237,7 @@ def test_loss_curve_uses_given_iterations_per_epoch_mid_epoch():
 def test_loss_curve_accepts_dict_and_epoch_only_history():
     history = make_history()
     history = {"iteration_loss": [], "epochs": history.epochs}
-    ax = labelled(plots.loss_curve(history))
+    ax = labelled(monitors.loss_curve(history))
     assert ax.get_xlabel() == "epoch"
 
 
@@ -311,12 +311,12 @@ def test_sample_snapshots_fixed_z_and_train_mode(tmp_path):
 def test_conditional_models_need_a_label(images):
     model = TinyConditionalVAE(latent_dim=2)
     with pytest.raises(ValueError, match="label=3"):
-        plots.latent_manifold(model, n=3)
-    fig = plots.latent_manifold(model, n=3, label=2)
+        latent_plots.latent_manifold(model, n=3)
+    fig = latent_plots.latent_manifold(model, n=3, label=2)
     assert fig.axes[0].images[0].get_array().max() <= 1.0
-    plots.interpolation_strip(model, images[0], images[1], steps=3, label=1)
+    latent_plots.interpolation_strip(model, images[0], images[1], steps=3, label=1)
     with pytest.raises(ValueError, match="only for conditional"):
-        plots.latent_manifold(TinyVAE(), n=3, label=1)
+        latent_plots.latent_manifold(TinyVAE(), n=3, label=1)
     snapshots = monitors.SampleSnapshots(n=6)  # samples cycle through the classes
     snapshots.on_epoch_end(SimpleNamespace(model=model, epoch=1, history=None))
     assert len(snapshots.frames) == 1

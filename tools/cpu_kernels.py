@@ -16,23 +16,20 @@ ONEDNN_NAMES = {"SSE41": "SSE4.1", "AVX": "AVX", "AVX2": "AVX2", "AVX512_CORE": 
 PROBE = ("import torch\n"
          "x = torch.ones(8, 32, 14, 14)\n"  # large enough that torch hands it to oneDNN
          "torch.nn.functional.conv2d(x, torch.ones(64, 32, 3, 3), padding=1)\n"
-         "print('aten', torch.backends.cpu.get_cpu_capability())\n"
-         "print('threads', torch.get_num_threads())\n")
+         "print('aten', torch.backends.cpu.get_cpu_capability())\n")
 
 
 def kernels() -> dict[str, str]:
-    """{'onednn': ..., 'aten': ..., 'threads': ...} as a fresh torch process reports them."""
+    """{'onednn': ..., 'aten': ...} as a fresh torch process reports them."""
     env = {**os.environ, "ONEDNN_VERBOSE": "1"}
     out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True,
                          check=True, timeout=120).stdout
-    found = {"onednn": "?", "aten": "?", "threads": "?"}
+    found = {"onednn": "?", "aten": "?"}
     for line in out.splitlines():
         if ",isa:" in line and found["onednn"] == "?":
             found["onednn"] = line.split(",isa:", 1)[1]
         elif line.startswith("aten "):
             found["aten"] = line.split(" ", 1)[1]
-        elif line.startswith("threads "):
-            found["threads"] = line.split(" ", 1)[1]
     return found
 
 
@@ -42,7 +39,7 @@ def main() -> int:
     parser.add_argument("--expect-aten", default="-", help="ATEN_CPU_CAPABILITY asked for (-: any)")
     args = parser.parse_args()
     found = kernels()
-    print(f"oneDNN: {found['onednn']} | ATen: {found['aten']} | torch threads: {found['threads']}")
+    print(f"oneDNN: {found['onednn']} | ATen: {found['aten']}")
     problems = []
     if args.expect_isa != "ALL" and ONEDNN_NAMES.get(args.expect_isa, args.expect_isa) not in found["onednn"]:
         problems.append(f"oneDNN uses {found['onednn']!r}, not {args.expect_isa}")

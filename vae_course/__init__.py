@@ -13,8 +13,9 @@ One module per idea of the course, in the order the book teaches them:
 - ``history``      what a run records: ``History``, what callbacks see, the NaN error
 - ``checkpoints``  saving, loading and resuming runs
 - ``evaluate``     test ELBO, reconstruction errors, IWAE likelihood (chapters 7, 9)
-- ``plots``        the course's figures (chapters 5, 7, 8, 9)
-- ``monitors``     watching a run train: live loss plot, sample snapshots, animation (chapters 6, 8)
+- ``plots``        image grids, reconstructions and error figures (chapters 1, 5, 7, 9)
+- ``latent_plots`` the latent space: scatter, decoded grid, interpolation (chapter 8)
+- ``monitors``     watching a run train: loss curves, sample snapshots, animation (chapters 6, 8)
 - ``recipes``      the four source systems and the course's own, as named configurations
 - ``rng``          seeds, saved random states, and draws that are the same on every device
 - ``devices``      choosing the device, and what is fast and correct there (bf16, compile)

@@ -137,11 +137,12 @@ _HELD_LOCKS: dict[str, int] = {}
 
 
 @contextlib.contextmanager
-def run_lock(folder: str | os.PathLike) -> Iterator[None]:
+def run_lock(folder: str | os.PathLike, wait: bool = False) -> Iterator[None]:
     """Hold an advisory lock on a run folder, so two trainings never write the same checkpoint.
 
-    A second process asking for the same folder gets a clear error at once; the same process
-    may take it again (``vae-course train`` takes it, then ``fit`` inside it does too).
+    A second process asking for the same folder gets a clear error at once, or with ``wait``
+    waits its turn (two notebooks asking for the same cached model: one trains, one waits).
+    The same process may take it again (``vae-course train`` takes it, then ``fit`` does).
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -156,7 +157,7 @@ def run_lock(folder: str | os.PathLike) -> Iterator[None]:
         return
     fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
     except BlockingIOError:
         os.close(fd)
         raise CheckpointError(f"another training run is writing to {folder}; wait for it to finish, "

@@ -16,6 +16,9 @@ odd row/column of padding (or cropping) at the bottom/right, PyTorch's symmetric
 moves the sampling grid by one pixel.  That changes nothing when training from scratch; it
 would matter only when porting trained weights.  The same goes for TensorFlow's channels-last
 ``Flatten``/``Reshape``: a fixed permutation of the dense layer's units.
+
+(Longer than the course's other modules because each architecture carries its source's layer
+table in its docstring, about a third of the file; the five models share one interface here.)
 """
 from __future__ import annotations
 

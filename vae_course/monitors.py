@@ -1,4 +1,4 @@
-"""Watching a run while it trains: a live loss plot, sample snapshots, the training animation.
+"""Watching a run train: loss curves (live and afterwards), sample snapshots, the training animation.
 
 :class:`LiveLossPlot` and :class:`SampleSnapshots` are callbacks for
 ``vae_course.train.fit(callbacks=[...])`` (MATLAB's ``trainingProgressMonitor``, chapter 6;
@@ -15,10 +15,87 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from .evaluate import inference
-from .plots import (BOOK_WIDTH, IMAGE_STYLE, _as_images, _atomic_target, _draw_loss_curve,
-                    _history_parts, _model_device, _to_numpy, tile)
+from .plots import (BOOK_WIDTH, IMAGE_STYLE, _as_images, _atomic_target, _model_device, _new_axes,
+                    _to_numpy, tile)
+
+
+def _history_parts(history: Any) -> tuple[list[float], list[dict]]:
+    """(iteration_loss, epochs) from a History or its ``to_dict()``."""
+    if isinstance(history, dict):
+        return list(history.get("iteration_loss", [])), list(history.get("epochs", []))
+    return list(getattr(history, "iteration_loss", [])), list(getattr(history, "epochs", []))
+
+
+def _moving_average(values: np.ndarray, window: int) -> np.ndarray:
+    """Trailing mean over ``window`` values (entry i averages values[i-window+1..i])."""
+    cumulative = np.cumsum(np.insert(values, 0, 0.0))
+    return (cumulative[window:] - cumulative[:-window]) / window
+
+
+def _draw_loss_curve(ax, iteration_loss: Sequence[float], epochs: Sequence[dict], log: bool,
+                     title: str, ylabel: str, iterations_per_epoch: float | None = None) -> None:
+    losses = np.asarray(iteration_loss, dtype=np.float64)
+    n = len(losses)
+    iterations = np.arange(1, n + 1)
+    plotted: list[np.ndarray] = []
+    if n:
+        ax.plot(iterations, losses, color="tab:blue", alpha=0.25, linewidth=0.8,
+                label="per iteration")
+        plotted.append(losses)
+        window = max(1, min(100, n // 10))
+        if window > 1:
+            ax.plot(iterations[window - 1:], _moving_average(losses, window), color="tab:blue",
+                    linewidth=1.8, label=f"moving average ({window} iterations)")
+
+    per_epoch = iterations_per_epoch or (n / len(epochs) if (n and epochs) else None)
+    boundaries = np.array([(i + 1) * per_epoch if per_epoch else i + 1 for i in range(len(epochs))])
+    for key, style, label in (("test_loss", dict(color="tab:orange", marker="o"), "test (end of epoch)"),
+                              ("train_loss", dict(color="black", marker="s", markerfacecolor="none",
+                                                  linestyle=":"), "train (epoch mean)")):
+        values = [e.get(key) for e in epochs]
+        keep = [i for i, v in enumerate(values) if v is not None and np.isfinite(v)]
+        if keep and (key == "test_loss" or not n):  # the epoch mean only when no iterations
+            ys = np.array([values[i] for i in keep], dtype=np.float64)
+            ax.plot(boundaries[keep], ys, linewidth=1.5, label=label, **style)
+            plotted.append(ys)
+
+    if per_epoch:
+        ax.secondary_xaxis("top", functions=(lambda it: it / per_epoch,
+                                             lambda ep: ep * per_epoch)).set_xlabel("epoch")
+        ax.set_xlabel("iteration")
+    else:
+        ax.set_xlabel("iteration" if n else "epoch")
+    if log and plotted:
+        low = min(float(np.min(p)) for p in plotted)
+        ax.set_yscale("log" if low > 0 else "symlog")
+        if low > 0 and max(float(np.max(p)) for p in plotted) < 10 * low:
+            # Less than a decade: label the minor ticks plainly instead of "3×10²".
+            plain = FuncFormatter(lambda value, _: f"{value:g}")
+            ax.yaxis.set_major_formatter(plain)
+            ax.yaxis.set_minor_formatter(plain)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    if plotted:
+        ax.legend(loc="upper right")
+
+
+def loss_curve(history: Any, ax=None, log: bool = False, title: str = "Training loss",
+               ylabel: str = "loss (nats/image)",
+               iterations_per_epoch: int | None = None) -> Figure:
+    """Loss per iteration (light), its moving average, and the test loss at the end of each
+    epoch, from a ``train.History`` (or its ``to_dict()``).
+
+    Epoch ends are placed at multiples of ``iterations_per_epoch``; by default it is
+    inferred as iterations / completed epochs, which is right for a finished run.
+    """
+    iteration_loss, epochs = _history_parts(history)
+    fig, ax = _new_axes(ax, (BOOK_WIDTH, 4.0))
+    _draw_loss_curve(ax, iteration_loss, epochs, log, title, ylabel, iterations_per_epoch)
+    return fig
 
 
 def _in_notebook() -> bool:

@@ -9,7 +9,6 @@
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -59,7 +58,7 @@ def trained(recipe: str, *, dataset: str | None = None, epochs: int | None = Non
     """
     from .datasets import dataset_name
     from .recipes import get_recipe
-    from .checkpoints import load_model
+    from .checkpoints import load_model, run_lock
     from .devices import pick_device
     from .history import History
     from .train import train_recipe
@@ -73,7 +72,7 @@ def trained(recipe: str, *, dataset: str | None = None, epochs: int | None = Non
     checkpoint = out / "checkpoint.pt"
     dev = pick_device(device)
     out.mkdir(parents=True, exist_ok=True)
-    with _exclusive(out / ".lock"):  # two notebooks asking for the same model: one trains, one waits
+    with run_lock(out, wait=True):  # two notebooks asking for the same model: one trains, one waits
         if checkpoint.exists():
             model, ckpt = load_model(checkpoint, device=dev)
             history = History.from_dict(ckpt["history"])
@@ -82,22 +81,6 @@ def trained(recipe: str, *, dataset: str | None = None, epochs: int | None = Non
         return train_recipe(spec, dataset=dataset, epochs=epochs, subset=subset, device=dev, out=out,
                             resume=checkpoint.exists(), seed=seed, progress=progress,
                             callbacks=callbacks, **overrides)
-
-
-@contextlib.contextmanager
-def _exclusive(lock_path: Path):
-    """Hold an exclusive lock on ``lock_path`` (POSIX ``flock``; a no-op where unavailable)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no concurrent-training protection, everything else works
-        yield
-        return
-    with open(lock_path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def describe_run(dataset: str | None = None, **settings) -> None:
