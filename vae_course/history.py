@@ -107,7 +107,7 @@ class RunRecorder:
         self.epoch, self.started, self.step_in_epoch = epoch, time.perf_counter(), 0
         self.bar.set_description(f"epoch {epoch}/{self.epochs}")
 
-    def record_steps(self, rows: list[list[float]], sizes: list[int]) -> None:
+    def record_steps(self, rows: list[list[float]]) -> None:
         """Steps read back from the device: check each loss, record it, tell the callbacks."""
         for loss, _reconstruction, _kl in rows:
             self.step_in_epoch += 1

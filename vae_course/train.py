@@ -92,14 +92,14 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> None:
 
 def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable,
                     loss_fn: Callable[[torch.Tensor, torch.Tensor | None], Any], *,
-                    report: Callable[[list[list[float]], list[int]], None] | None = None,
+                    report: Callable[[list[list[float]]], None] | None = None,
                     report_every: int = 1) -> tuple[float, float, float]:
     """One pass over ``batches``: the body of MATLAB's training loop (chapter 6).
 
     For each mini-batch: ``loss_fn(xb, yb)`` gives the ELBO terms per image, their batch
     means are the loss, then backward and one optimizer step.  The batch means stay on the
     device; every ``report_every`` steps (and at the end) they are copied to the host at once
-    and handed to ``report(rows, sizes)``, rows being ``[loss, reconstruction, kl]`` per step
+    and handed to ``report(rows)``, rows being ``[loss, reconstruction, kl]`` per step
     - one wait for a GPU instead of one per step.  Returns the epoch's mean loss,
     reconstruction and KL per image.
     """
@@ -114,12 +114,12 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches:
         step_means.append(means.detach())
         sizes.append(len(xb))
         if report is not None and len(sizes) % report_every == 0:
-            report(torch.stack(step_means[reported:]).tolist(), sizes[reported:])
+            report(torch.stack(step_means[reported:]).tolist())
             reported = len(sizes)
     if not sizes:
         raise ValueError("train_one_epoch: no mini-batches")
     if report is not None and reported < len(sizes):
-        report(torch.stack(step_means[reported:]).tolist(), sizes[reported:])
+        report(torch.stack(step_means[reported:]).tolist())
     # The epoch's means weight each step by its batch size, summed in float64 on the CPU.
     weights = torch.tensor(sizes, dtype=torch.float64)
     totals = (torch.stack(step_means).cpu().double() * weights[:, None]).sum(dim=0) / weights.sum()
@@ -212,6 +212,7 @@ def _train_epochs(model, optimizer, batches, config, history, start_epoch, callb
     step_model = torch.compile(model, mode=None if torch_compile is True else torch_compile) \
         if torch_compile else model
     loss_kwargs = {k: training[k] for k in ("reconstruction", "kl", "beta", "sigma")}
+    loss_fn = make_loss_fn(step_model, bf16=use_bf16, **loss_kwargs)
     run = RunRecorder(model, history, callbacks, epochs, len(batches), device, checkpoint, start_epoch,
                       training["lr"], progress)
     test = None if test_x is None else (test_x.to(device), test_y.to(device) if conditional else None)
@@ -220,9 +221,7 @@ def _train_epochs(model, optimizer, batches, config, history, start_epoch, callb
             for epoch in range(start_epoch + 1, epochs + 1):
                 run.start_epoch(epoch)
                 batches.set_epoch(epoch)
-                means = train_one_epoch(model, optimizer, batches,
-                                        make_loss_fn(step_model, bf16=use_bf16, **loss_kwargs),
-                                        report=run.record_steps,
+                means = train_one_epoch(model, optimizer, batches, loss_fn, report=run.record_steps,
                                         report_every=1 if device.type == "cpu" else SYNC_EVERY)
                 run.end_epoch(means, get_rng_state(device), test, training["binarize"], loss_kwargs,
                               optimizer, config)
