@@ -5,7 +5,10 @@ Tests run on two cores next to other work, so torch gets one thread unless
 optional system component (the Debian Fashion-MNIST files, the real MNIST files, Chromium)
 use :func:`require`, which skips on a laptop but fails when ``VAE_COURSE_STRICT=1`` (CI).
 """
+import contextlib
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -42,3 +45,20 @@ def fashion_dir() -> Path:
 def mnist_dir() -> Path:
     require((MNIST_DIR / "t10k-images-idx3-ubyte.gz").exists(), f"MNIST test files in {MNIST_DIR}")
     return MNIST_DIR
+
+
+@contextlib.contextmanager
+def another_process_holding(folder: Path, seconds: float):
+    """Another process holds ``checkpoints.run_lock(folder)`` for ``seconds`` (or until the block
+    ends): a second training run, as a user would start one in another terminal."""
+    holder = subprocess.Popen([sys.executable, "-c",
+                               "import time\nfrom vae_course.checkpoints import run_lock\n"
+                               f"with run_lock({str(folder)!r}):\n    print('held', flush=True)\n"
+                               f"    time.sleep({seconds})"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)

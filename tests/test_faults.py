@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import another_process_holding
 from vae_course import cli, datasets, downloads
 from vae_course.checkpoints import CheckpointError, load_checkpoint, load_model, run_lock, save_checkpoint
 from vae_course.data import load_split, load_tensors
@@ -151,19 +152,11 @@ def test_a_version_1_checkpoint_without_checksum_still_loads_and_resumes(tmp_pat
 
 def test_a_second_run_into_a_locked_folder_is_refused(tmp_path, capsys):
     run = tmp_path / "run"
-    holder = subprocess.Popen([sys.executable, "-c",
-                               "import sys, time\nfrom vae_course.checkpoints import run_lock\n"
-                               f"with run_lock({str(run)!r}):\n    print('held', flush=True)\n    time.sleep(30)"],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with another_process_holding(run, seconds=30):
         code, out = _main(capsys, "train", "--recipe", "pytorch-mlp", "--subset", "64", "--epochs", "1",
                           "--device", "cpu", "--no-progress", "--out", run)
         assert code == 1 and "another training run is writing to" in out.err
         assert not (run / "checkpoint.pt").exists()
-    finally:
-        holder.kill()
-        holder.wait(timeout=10)
     with run_lock(run), run_lock(run):  # free again, and re-entrant within one process
         pass
 

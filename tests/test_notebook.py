@@ -1,10 +1,9 @@
 """notebook.trained: train a recipe once, then load it from the cache (chapters 5-9 rely on it)."""
-import subprocess
-import sys
 import time
 
 import torch
 
+from conftest import another_process_holding
 from vae_course.checkpoints import run_lock
 from vae_course.notebook import checkpoint_cache_dir, real_or_quick, trained
 
@@ -30,18 +29,11 @@ def test_a_second_notebook_asking_for_the_same_model_waits_its_turn(tmp_path, mo
     monkeypatch.delenv("VAE_COURSE_QUICK", raising=False)
     trained("pytorch-mlp", dataset="fashion-mnist", epochs=1, subset=128, device="cpu", progress=False)
     folder = next(tmp_path.iterdir())
-    holder = subprocess.Popen([sys.executable, "-c",
-                               "import time\nfrom vae_course.checkpoints import run_lock\n"
-                               f"with run_lock({str(folder)!r}):\n    print('held', flush=True)\n    time.sleep(2)"],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
-        start = time.perf_counter()
+    start = time.perf_counter()
+    with another_process_holding(folder, seconds=2):
         _, history = trained("pytorch-mlp", dataset="fashion-mnist", epochs=1, subset=128, device="cpu",
-                             progress=False)
-        assert time.perf_counter() - start > 0.5 and len(history.epochs) == 1  # waited, then loaded
-    finally:
-        holder.wait(timeout=30)
+                             progress=False)  # blocks until the other process lets go
+    assert time.perf_counter() - start > 0.5 and len(history.epochs) == 1  # waited, then loaded
     with run_lock(folder):
         pass
 
