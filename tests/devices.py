@@ -3,13 +3,14 @@ where present, so ``pytest`` on a GPU machine or a Mac is the full check of that
 import pytest
 import torch
 
+from vae_course.devices import mps_available
+
 
 def available_devices() -> list[str]:
     devices = ["cpu"]
     if torch.cuda.is_available():
         devices.append("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
+    if mps_available():
         devices.append("mps")
     return devices
 

@@ -10,7 +10,7 @@ from vae_course import data
 from vae_course.models import build_model
 from vae_course.tolerances import assert_close_after_steps, assert_one_pass_close
 from vae_course.checkpoints import CheckpointError, load_checkpoint, load_model, save_checkpoint
-from vae_course.devices import pick_device
+from vae_course.devices import mps_available, pick_device
 from vae_course.history import History, NonFiniteLossError
 from vae_course.train import fit, train_recipe
 
@@ -168,8 +168,7 @@ def test_nan_loss_names_epoch_and_iteration(tmp_path):
 def test_pick_device():
     assert pick_device("cpu") == torch.device("cpu")
     assert pick_device(torch.device("cpu")) == torch.device("cpu")
-    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-    expected = "cuda" if torch.cuda.is_available() else "mps" if mps else "cpu"
+    expected = "cuda" if torch.cuda.is_available() else "mps" if mps_available() else "cpu"
     assert pick_device("auto").type == expected
     if not torch.cuda.is_available():
         assert pick_device("auto").type != "cuda"
@@ -178,7 +177,7 @@ def test_pick_device():
     else:
         with pytest.raises(ValueError, match="cuda:99"):
             pick_device("cuda:99")
-    if not (torch.backends.mps.is_available()):
+    if not mps_available():
         with pytest.raises(ValueError, match="device='mps'"):
             pick_device("mps")
     for wrong in ("tpu", "gpu0", 3):

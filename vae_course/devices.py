@@ -22,6 +22,11 @@ def has_convolutions(model: nn.Module) -> bool:
     return any(isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) for m in model.modules())
 
 
+def mps_available() -> bool:
+    """Whether Apple's MPS backend works here (torch builds without it have no ``backends.mps``)."""
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+
+
 def pick_device(preference: str | torch.device = "auto") -> torch.device:
     """The device to train on: ``"auto"`` picks CUDA, then Apple's MPS, then the CPU.
 
@@ -34,7 +39,7 @@ def pick_device(preference: str | torch.device = "auto") -> torch.device:
         raise ValueError(f"device must be a string such as 'auto', 'cpu', 'cuda' or 'mps'; "
                          f"got {preference!r}")
     name = preference.strip().lower()
-    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    has_mps = mps_available()
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -123,6 +128,6 @@ def describe_hardware() -> str:
     """One line naming what this process computes on: the GPU, or the CPU with its threads."""
     if torch.cuda.is_available():
         return f"GPU {torch.cuda.get_device_name(0)}"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+    if mps_available():
         return f"Apple GPU (MPS) on {platform.machine()}"
     return f"CPU {cpu_info()[0]}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"

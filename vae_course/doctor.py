@@ -9,13 +9,14 @@ MPS has none), and says what ``fit`` will use here.  Run it in Colab, on a Mac o
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import platform
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from torch.overrides import TorchFunctionMode
@@ -26,7 +27,7 @@ from .models import VAEOutput, build_model
 from .recipes import RECIPES
 from .rng import randn
 from .tolerances import assert_close_after_steps, assert_one_pass_close
-from .devices import bf16_supported, check_compilable, has_convolutions, pick_device
+from .devices import bf16_supported, check_compilable, has_convolutions, mps_available, pick_device
 
 STEPS = 3        # Adam steps per recipe
 BATCH = 16       # images per step
@@ -172,15 +173,15 @@ def check_recipe(name: str, device: torch.device) -> Check:
                                        f"{ref_losses[0]:.4g} -> {ref_losses[-1]:.4g}, gradients and weights agree")
 
 
-class _float32_matmuls:
+@contextlib.contextmanager
+def _float32_matmuls() -> Iterator[None]:
     """Turn TF32 off on CUDA for the comparison: TF32 keeps 10 mantissa bits, not float32's 23."""
-
-    def __enter__(self):
-        self.saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-
-    def __exit__(self, *exc):
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = self.saved
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def check_evaluation(device: torch.device) -> Check:
@@ -224,8 +225,7 @@ def environment(device: torch.device) -> list[Check]:
         versions += f", CUDA {torch.version.cuda}"
     if device.type == "cuda":
         versions += f", {torch.cuda.get_device_name(device)}"
-    mps = getattr(torch.backends, "mps", None)
-    versions += f", MPS {'available' if mps is not None and mps.is_available() else 'not available'}"
+    versions += f", MPS {'available' if mps_available() else 'not available'}"
     fit_uses = [f"Adam {'fused' if device.type == 'cuda' else 'foreach'}",
                 "channels-last for convolutional models" if device.type == "cpu" else "contiguous layout",
                 f"bf16 autocast {'available' if bf16_supported(device) else 'not available'} (bf16=True)"]

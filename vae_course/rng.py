@@ -21,6 +21,8 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
+from .devices import mps_available
+
 
 def randn(shape: Sequence[int], *, generator: torch.Generator | None = None,
           device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -120,7 +122,7 @@ def preserved_rng(device: str | torch.device = "cpu") -> Iterator[None]:
     """
     state = get_rng_state(device)
     cuda_all = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
-    mps = torch.mps.get_rng_state() if _mps_available() and torch.device(device).type != "mps" else None
+    mps = torch.mps.get_rng_state() if mps_available() and torch.device(device).type != "mps" else None
     try:
         yield
     finally:
@@ -129,7 +131,3 @@ def preserved_rng(device: str | torch.device = "cpu") -> Iterator[None]:
             torch.cuda.set_rng_state_all(cuda_all)
         if mps is not None:
             torch.mps.set_rng_state(mps)
-
-
-def _mps_available() -> bool:
-    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
