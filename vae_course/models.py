@@ -140,17 +140,6 @@ def matlab_upsampling() -> list[nn.Module]:
     ]
 
 
-def _build_matlab_vae(model: "VAE", latent_dim: int, head: list[nn.Module]) -> None:
-    """The parts both MATLAB models share: encoder, sampling layer, ``head`` + the upsampling
-    decoder tail, and MATLAB's Glorot-uniform initialisation."""
-    model.latent_dim = _positive_int(type(model).__name__, "latent_dim", latent_dim)
-    model.config = {"arch": model.arch, "latent_dim": latent_dim}
-    model.encoder = matlab_encoder(latent_dim)
-    model.sampling = SamplingLayer()
-    model.decoder = nn.Sequential(*head, *matlab_upsampling())
-    glorot_init_(model)
-
-
 class MatlabR2022bVAE(VAE):
     """MATLAB R2022b "Train Variational Autoencoder (VAE) to Generate Images".
 
@@ -182,7 +171,15 @@ class MatlabR2022bVAE(VAE):
 
     def __init__(self, latent_dim: int = 16):
         super().__init__()
-        _build_matlab_vae(self, latent_dim, [ProjectAndReshape(latent_dim, (64, 7, 7))])
+        self.latent_dim = _positive_int(type(self).__name__, "latent_dim", latent_dim)
+        self.config = {"arch": self.arch, "latent_dim": latent_dim}
+        self.encoder = matlab_encoder(latent_dim)
+        self.sampling = SamplingLayer()
+        self.decoder = nn.Sequential(
+            ProjectAndReshape(latent_dim, (64, 7, 7)),
+            *matlab_upsampling(),
+        )
+        glorot_init_(self)
 
 
 class MatlabR2019bVAE(VAE):
@@ -211,11 +208,17 @@ class MatlabR2019bVAE(VAE):
 
     def __init__(self, latent_dim: int = 20):
         super().__init__()
-        _build_matlab_vae(self, latent_dim, [
+        self.latent_dim = _positive_int(type(self).__name__, "latent_dim", latent_dim)
+        self.config = {"arch": self.arch, "latent_dim": latent_dim}
+        self.encoder = matlab_encoder(latent_dim)
+        self.sampling = SamplingLayer()
+        self.decoder = nn.Sequential(
             nn.Unflatten(1, (latent_dim, 1, 1)),         # z as a 1x1 image with L channels
             nn.ConvTranspose2d(latent_dim, 64, 7, stride=7),                       # 1 -> 7
             nn.ReLU(),
-        ])
+            *matlab_upsampling(),
+        )
+        glorot_init_(self)
 
 
 class TensorFlowCVAE(VAE):
