@@ -307,6 +307,27 @@ def test_train_recipe_writes_a_checkpoint(tmp_path, monkeypatch, fashion_dir):
                      progress=False, learning_rate=1.0)
 
 
+def test_matlab_2019_takes_its_batches_in_the_files_order(tmp_path, monkeypatch, fashion_dir):
+    """R2019b never shuffles: the recipe's shuffle=False reaches the batches (whose order
+    test_data checks) and the checkpoint; the other sources reshuffle every epoch."""
+    import vae_course.train as train_module
+    seen = []
+
+    class SpyBatches(train_module.Batches):
+        def __init__(self, *args, **kwargs):
+            seen.append(kwargs["shuffle"])
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "Batches", SpyBatches)
+    monkeypatch.setenv("VAE_COURSE_DATA", str(fashion_dir))
+    _, history = train_recipe("matlab-2019", dataset="fashion-mnist", epochs=1, subset=1100,
+                              device="cpu", out=tmp_path / "run", progress=False)
+    assert len(history.iteration_loss) == 2  # 1100 // 512 whole batches, the rest dropped
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["config"]["training"]["shuffle"] is False
+    train_recipe("tf-cvae", dataset="fashion-mnist", epochs=1, subset=64, device="cpu", progress=False)
+    assert seen == [False, True]
+
+
 # --------------------------------------------------------------------------- speed options
 
 def _conv_model(seed: int = 0):

@@ -37,13 +37,21 @@ def checkpoint_cache_dir() -> Path:
     return cache_dir() / "checkpoints"
 
 
-def run_key(recipe: str, dataset: str, epochs: int, subset: int | None, seed: int,
+def run_key(recipe, dataset: str, epochs: int, subset: int | None, seed: int,
             overrides: dict) -> str:
-    """A readable, stable folder name for one training configuration."""
-    digest = hashlib.sha1(json.dumps(overrides, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    """A readable, stable folder name for one training configuration.
+
+    The digest covers the recipe's training settings as well as ``overrides``, so a recipe
+    corrected later (say a learning rate) never reuses a model trained with the old value.
+    """
+    from .recipes import get_recipe
+    from .train import RECIPE_OVERRIDES
+    spec = get_recipe(recipe)
+    settings = {"recipe": {k: getattr(spec, k) for k in RECIPE_OVERRIDES}, "overrides": overrides}
+    digest = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:8]
     subset_part = f"-n{subset}" if subset else ""
     quick_part = "-quick" if quick_mode() else ""
-    return f"{recipe}-{dataset}-e{epochs}{subset_part}-s{seed}-{digest}{quick_part}"
+    return f"{spec.name}-{dataset}-e{epochs}{subset_part}-s{seed}-{digest}{quick_part}"
 
 
 def trained(recipe: str, *, dataset: str | None = None, epochs: int | None = None,
@@ -68,7 +76,7 @@ def trained(recipe: str, *, dataset: str | None = None, epochs: int | None = Non
     epochs = epochs or spec.epochs
     if quick_mode():
         epochs, subset = 1, min(subset or 2000, 2000)
-    out = checkpoint_cache_dir() / run_key(spec.name, dataset, epochs, subset, seed, overrides)
+    out = checkpoint_cache_dir() / run_key(spec, dataset, epochs, subset, seed, overrides)
     checkpoint = out / "checkpoint.pt"
     dev = pick_device(device)
     out.mkdir(parents=True, exist_ok=True)

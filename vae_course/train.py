@@ -50,11 +50,11 @@ SYNC_EVERY = 50  # on a GPU, read losses back (one sync) every this many steps
 # Keys of a checkpoint's config["training"] that change the numbers a run produces; resuming
 # with different values is allowed (e.g. a lower lr after a NaN) but is no longer exact.
 TRAJECTORY_KEYS = ("batch_size", "lr", "reconstruction", "kl", "beta", "sigma", "binarize",
-                   "drop_last", "seed")
+                   "drop_last", "shuffle", "seed")
 
 # train_recipe: overrides that change recipe fields, and fit arguments recipes do not carry.
 RECIPE_OVERRIDES = ("model_kwargs", "reconstruction", "kl", "beta", "sigma", "lr", "batch_size",
-                    "binarize", "drop_last")
+                    "binarize", "drop_last", "shuffle")
 FIT_OVERRIDES = ("seed", "bf16", "torch_compile", "channels_last", "deterministic")
 
 
@@ -151,7 +151,8 @@ def make_loss_fn(model: nn.Module, *, reconstruction: str, kl: str, beta: float,
 def fit(model: nn.Module, train_x: torch.Tensor, *, train_y: torch.Tensor | None = None,
         test_x: torch.Tensor | None = None, test_y: torch.Tensor | None = None,
         epochs: int, batch_size: int, lr: float, reconstruction: str, kl: str, beta: float,
-        sigma: float | None = None, binarize: str, drop_last: bool, device: str | torch.device = "auto",
+        sigma: float | None = None, binarize: str, drop_last: bool, shuffle: bool = True,
+        device: str | torch.device = "auto",
         seed: int = 0, bf16: bool = False, torch_compile: bool | str = False,
         channels_last: bool | None = None, deterministic: bool = False, callbacks: Sequence[Any] = (),
         checkpoint: str | os.PathLike | None = None, resume: bool = False, progress: bool = True,
@@ -160,7 +161,8 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, train_y: torch.Tensor | None
 
     ``reconstruction``, ``kl``, ``beta``, ``sigma`` choose the loss (``vae_course.losses.elbo_terms``);
     ``binarize`` is ``"none"``, ``"static"`` or ``"dynamic"`` (``vae_course.data.Batches``), and the
-    test set is binarized the same way.  With ``checkpoint=PATH`` a checkpoint is written before
+    test set is binarized the same way; ``shuffle=False`` takes the batches in the data's order
+    every epoch, as MATLAB R2019b does.  With ``checkpoint=PATH`` a checkpoint is written before
     the first epoch and after every epoch; ``resume=True`` continues from it (if it exists) up
     to ``epochs`` in total.  ``config`` adds entries such as ``{"recipe": ..., "dataset": ...}``
     to the configuration stored in the checkpoint.
@@ -181,7 +183,8 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, train_y: torch.Tensor | None
     full_config = _run_config(model, config, epochs=epochs, batch_size=int(batch_size), lr=float(lr),
                               reconstruction=reconstruction, kl=kl, beta=float(beta),
                               sigma=None if sigma is None else float(sigma), binarize=binarize,
-                              drop_last=bool(drop_last), device=str(device), seed=int(seed),
+                              drop_last=bool(drop_last), shuffle=bool(shuffle), device=str(device),
+                              seed=int(seed),
                               bf16=bool(bf16), compile=torch_compile, channels_last=bool(channels_last),
                               deterministic=bool(deterministic))
     seed_everything(seed)
@@ -191,7 +194,7 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, train_y: torch.Tensor | None
     optimizer = make_optimizer(model.parameters(), lr, device)
     conditional = bool(getattr(model, "conditional", False))
     batches = Batches(train_x.to(device), train_y.to(device) if conditional else None,  # checks first,
-                      batch_size=batch_size, shuffle=True, drop_last=drop_last,      # before any file
+                      batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,   # before any file
                       binarize=binarize, seed=seed)                                   # is written
     checkpoint = Path(checkpoint) if checkpoint is not None else None
     with run_lock(checkpoint.parent) if checkpoint is not None else contextlib.nullcontext():
