@@ -406,6 +406,21 @@ def test_real_fashion_mnist_from_the_system_folder(fashion_dir, monkeypatch):
         locate("fashion-mnist")
 
 
+def test_a_folder_of_bare_mnist_files_is_not_taken_for_fashion_mnist(fashion_dir, mnist_dir, monkeypatch):
+    """Both datasets use the same four file names: the test labels' content tells them apart,
+    so $VAE_COURSE_DATA pointing at MNIST's files serves MNIST and Fashion-MNIST is looked
+    for further on (here: the system folder)."""
+    monkeypatch.delenv("XDG_DATA_DIRS")
+    monkeypatch.setenv("VAE_COURSE_DATA", str(mnist_dir))
+    assert locate("mnist", download=False) == mnist_dir
+    assert locate("fashion-mnist", download=False) == fashion_dir
+    assert load_split("fashion-mnist", "test", download=False)[1][:5].tolist() == [9, 2, 1, 1, 6]
+    monkeypatch.setenv("VAE_COURSE_DATA", str(fashion_dir))
+    monkeypatch.setenv("XDG_DATA_DIRS", "/nonexistent")
+    with pytest.raises(DatasetUnavailable):  # Fashion-MNIST's files are not MNIST's either
+        locate("mnist", download=False)
+
+
 # --- Batches ----------------------------------------------------------------------------------
 
 def grey_images(n: int = 50) -> torch.Tensor:

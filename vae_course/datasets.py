@@ -208,10 +208,29 @@ def _candidate_dirs(info: DatasetInfo, root: Optional[PathLike]) -> list[tuple[s
     return candidates
 
 
+def _other_dataset(info: DatasetInfo, directory: Path) -> Optional[str]:
+    """The other dataset whose files ``directory`` holds, or None.
+
+    MNIST and Fashion-MNIST use the same file names, so a folder of bare MNIST files would
+    pass for Fashion-MNIST too; the test labels (10 kB) tell them apart by their content.
+    """
+    from .downloads import content_md5  # imported here: downloads builds on this module
+
+    labels_name = info.files["test-labels"]
+    labels = _existing_file(directory, labels_name)
+    if labels is None:
+        return None
+    digest = content_md5(labels)
+    return next((other.name for other in DATASETS.values()
+                 if other is not info and other.content_md5.get(labels_name) == digest), None)
+
+
 def _found(info: DatasetInfo, root: Optional[PathLike]) -> Optional[tuple[str, Path]]:
-    """(where from, folder) of the first candidate folder holding any of the dataset's files."""
+    """(where from, folder) of the first candidate folder holding any of the dataset's files
+    (and not another dataset's: see :func:`_other_dataset`)."""
     for label, directory in _candidate_dirs(info, root):
-        if any(_existing_file(directory, f) for f in info.files.values()):
+        if any(_existing_file(directory, f) for f in info.files.values()) and \
+                _other_dataset(info, directory) is None:
             return label, directory
     return None
 

@@ -47,7 +47,7 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _content_md5(path: Path) -> Optional[str]:
+def content_md5(path: Path) -> Optional[str]:
     """MD5 of the bytes read_idx reads (decompressed if gzip, whatever the name); None if unreadable."""
     digest = hashlib.md5()
     try:
@@ -64,7 +64,7 @@ def _checksum_ok(info: DatasetInfo, file_name: str, path: Path) -> bool:
     if _md5(path) == info.md5[file_name]:
         return True
     expected = info.content_md5.get(file_name)
-    return expected is not None and _content_md5(path) == expected
+    return expected is not None and content_md5(path) == expected
 
 
 def _check(info: DatasetInfo, folder: Optional[Path], file_name: str) -> Optional[bool]:
