@@ -140,12 +140,12 @@ def bad_reconstruction_sse(model, x):
 
 MISTAKES = {
     "class_counts": (lambda labels: np.unique(labels, return_counts=True)[1],
-                     "10 counts"),
+                     "np.unique leaves out"),
     "parse_idx_header": (lambda data: (struct.unpack("<I", data[:4])[0],
                                        list(struct.unpack(f"<{data[3]}I", data[4:4 + 4 * data[3]]))),
                          "big-endian"),
     "read_images": (lambda data: read_images(data) * 255, "divide by 255"),
-    "conv_output_size": (lambda size, k, s, p: (size + 2 * p - k) // s, "floor("),
+    "conv_output_size": (lambda size, k, s, p: (size + 2 * p - k) // s, "add 1"),
     "transposed_conv_output_size": (lambda size, k, s, p, op: (size - 1) * s - 2 * p + k,
                                     "output_padding"),
     "reparameterize": (lambda mu, logvar: mu + torch.exp(logvar) * torch.randn_like(mu),
@@ -229,10 +229,14 @@ def test_read_images_names_swapped_rows_and_columns(capsys):
 
 
 def test_a_result_the_check_cannot_use_is_not_blamed_on_a_crash_of_the_learner(capsys):
-    """If the check chokes on the returned value, the message says so instead of pointing
-    at a line of exercises.py as if the learner's code had raised there."""
-    line = run_check(capsys, "logmeanexp", lambda a: None)
-    assert line.startswith("FAIL logmeanexp: your function returned something the check cannot use")
+    """If the check itself chokes (not the learner's function), the message says so instead of
+    pointing at a line of exercises.py as if the learner's code had raised there."""
+    def body():
+        return 1 + "a"  # the check's own code failing on an unexpected value
+
+    assert exercises._run_check("demo", body) is False
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("FAIL demo: your function returned something the check cannot use (TypeError")
     assert "exercises.py" not in line
 
 
@@ -246,8 +250,8 @@ def test_checks_leave_the_learners_random_stream_alone(capsys):
         assert torch.equal(torch.rand(3), expected), name
 
 
-def test_training_step_may_return_the_loss_tensor(capsys):
-    """The check accepts a one-element tensor as the loss, as its message promises."""
+def test_training_step_wants_a_python_float_not_the_loss_tensor(capsys):
+    """The exercise asks for the loss as a Python float; the tensor gets told to use .item()."""
     def step(model, optimizer, x):
         loss = elbo_terms(model(x), x, reconstruction="half-sse").loss.mean()
         optimizer.zero_grad()
@@ -255,7 +259,8 @@ def test_training_step_may_return_the_loss_tensor(capsys):
         optimizer.step()
         return loss.detach()
 
-    assert run_check(capsys, "training_step", step).startswith("PASS training_step: ")
+    line = run_check(capsys, "training_step", step)
+    assert line.startswith("FAIL training_step: return the loss as a Python float, loss.item()"), line
 
 
 # --- the book and the package agree ----------------------------------------------------------
