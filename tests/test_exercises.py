@@ -105,6 +105,16 @@ def logmeanexp(a):
     return (m + torch.log(torch.exp(a - m).mean(dim=-1, keepdim=True))).squeeze(-1)
 
 
+def score_grad_sigma(f, mu, sigma, eps):
+    z = mu + sigma * eps
+    score = ((z - mu) ** 2 - sigma**2) / sigma**3
+    return (f(z) * score).mean()
+
+
+def lognormal_sample(mu, sigma, eps):
+    return torch.exp(mu + sigma * eps)
+
+
 SOLUTIONS = {
     "class_counts": count_classes,
     "parse_idx_header": parse_header,
@@ -119,6 +129,8 @@ SOLUTIONS = {
     "interpolate": interpolate,
     "normal_grid": normal_grid,
     "logmeanexp": logmeanexp,
+    "score_grad_sigma": score_grad_sigma,
+    "lognormal": lognormal_sample,
 }
 
 
@@ -161,12 +173,15 @@ MISTAKES = {
     "normal_grid": (lambda n: torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(0, 1, n)).numpy(),
                     "infinite values"),
     "logmeanexp": (lambda a: torch.log(torch.exp(a).mean(dim=-1)), "subtract the max"),
+    "score_grad_sigma": (lambda f, mu, sigma, eps: (f(mu + sigma * eps) * eps / sigma).mean(),
+                         "estimate for mu"),
+    "lognormal": (lambda mu, sigma, eps: mu + sigma * eps, "exponentiate"),
 }
 
 
 def test_every_check_has_a_solution_and_a_mistake_here():
     """A check added to the package must get its cases in this file too."""
-    assert len(CHECKS) >= 13
+    assert len(CHECKS) >= 15
     assert set(SOLUTIONS) == set(CHECKS)
     assert set(MISTAKES) == set(CHECKS)
     assert sorted(exercises.__all__) == sorted(f"check_{name}" for name in CHECKS)
