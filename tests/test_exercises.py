@@ -105,6 +105,16 @@ def logmeanexp(a):
     return (m + torch.log(torch.exp(a - m).mean(dim=-1, keepdim=True))).squeeze(-1)
 
 
+def score_grad_sigma(f, mu, sigma, eps):
+    z = mu + sigma * eps
+    score = ((z - mu) ** 2 - sigma**2) / sigma**3
+    return (f(z) * score).mean()
+
+
+def lognormal_sample(mu, sigma, eps):
+    return torch.exp(mu + sigma * eps)
+
+
 SOLUTIONS = {
     "class_counts": count_classes,
     "parse_idx_header": parse_header,
@@ -119,6 +129,8 @@ SOLUTIONS = {
     "interpolate": interpolate,
     "normal_grid": normal_grid,
     "logmeanexp": logmeanexp,
+    "score_grad_sigma": score_grad_sigma,
+    "lognormal": lognormal_sample,
 }
 
 
@@ -140,12 +152,12 @@ def bad_reconstruction_sse(model, x):
 
 MISTAKES = {
     "class_counts": (lambda labels: np.unique(labels, return_counts=True)[1],
-                     "10 counts"),
+                     "np.unique leaves out"),
     "parse_idx_header": (lambda data: (struct.unpack("<I", data[:4])[0],
                                        list(struct.unpack(f"<{data[3]}I", data[4:4 + 4 * data[3]]))),
                          "big-endian"),
     "read_images": (lambda data: read_images(data) * 255, "divide by 255"),
-    "conv_output_size": (lambda size, k, s, p: (size + 2 * p - k) // s, "floor("),
+    "conv_output_size": (lambda size, k, s, p: (size + 2 * p - k) // s, "add 1"),
     "transposed_conv_output_size": (lambda size, k, s, p, op: (size - 1) * s - 2 * p + k,
                                     "output_padding"),
     "reparameterize": (lambda mu, logvar: mu + torch.exp(logvar) * torch.randn_like(mu),
@@ -161,12 +173,15 @@ MISTAKES = {
     "normal_grid": (lambda n: torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(0, 1, n)).numpy(),
                     "infinite values"),
     "logmeanexp": (lambda a: torch.log(torch.exp(a).mean(dim=-1)), "subtract the max"),
+    "score_grad_sigma": (lambda f, mu, sigma, eps: (f(mu + sigma * eps) * eps / sigma).mean(),
+                         "estimate for mu"),
+    "lognormal": (lambda mu, sigma, eps: mu + sigma * eps, "exponentiate"),
 }
 
 
 def test_every_check_has_a_solution_and_a_mistake_here():
     """A check added to the package must get its cases in this file too."""
-    assert len(CHECKS) >= 13
+    assert len(CHECKS) >= 15
     assert set(SOLUTIONS) == set(CHECKS)
     assert set(MISTAKES) == set(CHECKS)
     assert sorted(exercises.__all__) == sorted(f"check_{name}" for name in CHECKS)
@@ -229,10 +244,14 @@ def test_read_images_names_swapped_rows_and_columns(capsys):
 
 
 def test_a_result_the_check_cannot_use_is_not_blamed_on_a_crash_of_the_learner(capsys):
-    """If the check chokes on the returned value, the message says so instead of pointing
-    at a line of exercises.py as if the learner's code had raised there."""
-    line = run_check(capsys, "logmeanexp", lambda a: None)
-    assert line.startswith("FAIL logmeanexp: your function returned something the check cannot use")
+    """If the check itself chokes (not the learner's function), the message says so instead of
+    pointing at a line of exercises.py as if the learner's code had raised there."""
+    def body():
+        return 1 + "a"  # the check's own code failing on an unexpected value
+
+    assert exercises._run_check("demo", body) is False
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("FAIL demo: your function returned something the check cannot use (TypeError")
     assert "exercises.py" not in line
 
 
@@ -246,8 +265,8 @@ def test_checks_leave_the_learners_random_stream_alone(capsys):
         assert torch.equal(torch.rand(3), expected), name
 
 
-def test_training_step_may_return_the_loss_tensor(capsys):
-    """The check accepts a one-element tensor as the loss, as its message promises."""
+def test_training_step_wants_a_python_float_not_the_loss_tensor(capsys):
+    """The exercise asks for the loss as a Python float; the tensor gets told to use .item()."""
     def step(model, optimizer, x):
         loss = elbo_terms(model(x), x, reconstruction="half-sse").loss.mean()
         optimizer.zero_grad()
@@ -255,7 +274,8 @@ def test_training_step_may_return_the_loss_tensor(capsys):
         optimizer.step()
         return loss.detach()
 
-    assert run_check(capsys, "training_step", step).startswith("PASS training_step: ")
+    line = run_check(capsys, "training_step", step)
+    assert line.startswith("FAIL training_step: return the loss as a Python float, loss.item()"), line
 
 
 # --- the book and the package agree ----------------------------------------------------------
