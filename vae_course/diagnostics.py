@@ -218,7 +218,7 @@ def diagnose(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *
 def _nats(value: float | None, with_bits: bool = True) -> str:
     if value is None:
         return "-"
-    return f"{value:10.4f} nats" + (f"   {bits_per_dim(value):.4f} bits/dim" if with_bits else "")
+    return f"{value:10.4f} nats" + (f"   {bits_per_dim(value):.4g} bits/dim" if with_bits else "")
 
 
 def report(result: dict) -> str:
