@@ -224,6 +224,23 @@ def test_diagnose_json_says_why_a_squared_error_model_has_no_gap(tmp_path, capsy
     assert result["negative_elbo"] is None and result["distortion_units"] == "per-pixel mean squared error"
 
 
+def test_diagnose_json_of_a_diverged_model_is_strict_json(tmp_path, capsys):
+    from conftest import require, FASHION_DIR
+    require((FASHION_DIR / "t10k-images-idx3-ubyte.gz").exists(), "Debian dataset-fashion-mnist")
+    model = _model()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(float("nan"))
+    path = save_checkpoint(tmp_path / "nan.pt", model=model, config={
+        "model": dict(model.config), "dataset": "fashion-mnist", "recipe": None,
+        "training": {"reconstruction": "bernoulli", "binarize": "static"}})
+    code, out = call_main(capsys, "diagnose", str(path), "--subset", "8", "--k", "2", "--json")
+    assert code == 0, out.err
+    result = json.loads(out.out)  # strict JSON: no NaN tokens
+    assert result["kl_per_dim"] == [None] * L and result["rate"] is None
+    assert out.err.count("kl_per_dim is not finite") == 1
+
+
 def test_diagnose_bad_input_names_it_and_exits_2(capsys, tmp_path):
     code, out = call_main(capsys, "diagnose", str(tmp_path / "missing.pt"))
     assert code == 2 and "missing.pt" in out.err

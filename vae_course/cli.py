@@ -214,13 +214,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         nll = -iwae_log_likelihood(model, (x > 0.5).float(), k=args.iwae_k)
         results["iwae_k"] = args.iwae_k
         results["iwae_nll_nats"] = float(np.mean(nll))
-    if args.json:  # JSON has no NaN: a non-finite result is null, and said so
-        bad = [k for k, v in results.items() if isinstance(v, float) and not math.isfinite(v)]
-        for key in bad:
-            results[key] = None
-            print(f"vae-course evaluate: {key} is not finite (the model diverged?); written as null",
-                  file=sys.stderr)
-        print(json.dumps(results, indent=2, allow_nan=False))
+    if args.json:
+        print(json.dumps(_json_safe(results, "evaluate"), indent=2, allow_nan=False))
     else:
         width = max(map(len, results))
         for key, value in results.items():
@@ -230,15 +225,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _json_safe(results: dict, command: str) -> dict:
     """JSON has no NaN: a non-finite number (in a list too) becomes null, and stderr says so."""
-    def safe(key: str, value):
-        if isinstance(value, list):
-            return [safe(key, v) for v in value]
-        if isinstance(value, float) and not math.isfinite(value):
-            print(f"vae-course {command}: {key} is not finite (the model diverged?); written as null",
-                  file=sys.stderr)
-            return None
-        return value
-    return {key: safe(key, value) for key, value in results.items()}
+    def finite(value):
+        return None if isinstance(value, float) and not math.isfinite(value) else value
+    safe = {key: [finite(v) for v in value] if isinstance(value, list) else finite(value)
+            for key, value in results.items()}
+    for key in [k for k in results if safe[k] != results[k]]:
+        print(f"vae-course {command}: {key} is not finite (the model diverged?); written as null",
+              file=sys.stderr)
+    return safe
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
