@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "and its cost grows as N^2)")
     p.add_argument("--k", type=int, default=100, metavar="K",
                    help="importance samples for the IWAE bound (default 100; 0 skips it; Bernoulli "
-                        "models on binary images only)")
+                        "models on binary images only). The slow part: K decoder passes per image")
     p.add_argument("--seed", type=int, default=0, help="seed of the draws of z (default 0)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
 

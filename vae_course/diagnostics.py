@@ -179,7 +179,12 @@ def diagnose(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *
     units.  ``y``: labels, for conditional models.  ``k`` importance samples for the IWAE bound
     (0 skips it); it exists only for unconditional Bernoulli models on binary images, and
     otherwise the gap is None and ``iwae_note`` says why.  ``seed`` fixes every draw of z.
-    Keys: see :func:`report`, which prints them.
+
+    Keys: ``kl_per_dim`` (L nats), ``kl_total``, ``active_units`` (a count), ``active`` and
+    ``mean_variance`` (per dim), ``mutual_information`` and its ceiling
+    ``mutual_information_max`` = log N, ``rate``, ``distortion`` (``distortion_units``),
+    ``negative_elbo``, ``iwae_nll``, ``iwae_elbo_gap`` (nats; None without a likelihood),
+    and ``*_bits_per_dim`` beside each number in nats.  :func:`report` prints them as a table.
     """
     _check_settings(reconstruction, kl, binarize, k, x)
     x = binarized(x, binarize, torch.Generator().manual_seed(DYNAMIC_TEST_SEED))
@@ -235,7 +240,7 @@ def report(result: dict) -> str:
               f"(Var_x E[z_u|x] > {result['active_threshold']:g})",
               f"mutual information   {_nats(result['mutual_information'], False)}   "
               f"(estimate over {result['images']} images: at most log N = {result['mutual_information_max']:.4f})",
-              f"rate (KL)            {_nats(result['rate'])}"]
+              f"rate (exact KL)      {_nats(result['rate'])}"]
     if result["negative_elbo"] is None:
         lines.append(f"distortion           {result['distortion']:10.4f} ({result['distortion_units']})")
     else:
