@@ -86,7 +86,7 @@ def active_units(mu: torch.Tensor, threshold: float = ACTIVE_THRESHOLD) -> dict:
 
 
 def mutual_information(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None,
-                       max_elements: int = 2 ** 24) -> float:
+                       max_elements: int = 2 ** 22) -> float:
     """I(x; z) under the aggregate posterior q(z) = (1/N) sum_j q(z|x_j), in nats.
 
     The standard minibatch estimator (Hoffman & Johnson 2016, "ELBO surgery"; the code of
@@ -94,12 +94,13 @@ def mutual_information(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.
 
         I = (1/N) sum_i [ log q(z_i|x_i) - log (1/N) sum_j q(z_i|x_j) ] = E_x KL(q(z|x) || q(z)),
 
-    both terms at the same z_i, so for identical posteriors (collapse) it is exactly 0.  x is
-    taken to be uniform over the N images, so the estimate is at most log N (the j = i term alone
-    bounds each summand by log N): a model that tells all N images apart scores log N, however much more
-    it would tell apart on a larger set.  It therefore underestimates the MI of the data
-    distribution, badly when N is small, and compares only across equal N.  The N x N table of
-    log q(z_i|x_j) is built ``max_elements`` numbers at a time (memory stays ~128 MB).
+    both terms at the same z_i, so for identical posteriors (collapse) it is exactly 0.  Its
+    bias: x is taken to be uniform over the N images, and the j = i term alone bounds each
+    summand by log N, so the estimate is at most log N: a model that tells all N images apart
+    scores log N, however much more it would tell apart on a larger set.  In expectation it is a
+    lower bound on I(x; z) under the data distribution (it is InfoNCE with the true density as
+    critic; Poole et al. 2019), tight only when I << log N; compare numbers only at equal N.
+    The N x N table of log q(z_i|x_j) is built ``max_elements`` numbers at a time (32 MB blocks).
     """
     n, dims = mu.shape
     std = torch.exp(0.5 * logvar)
