@@ -40,7 +40,7 @@ def trained_checkpoint(tmp_path_factory):
 
 
 def test_every_command_has_help():
-    for command in ([], ["train"], ["evaluate"], ["generate"], ["data"]):
+    for command in ([], ["train"], ["evaluate"], ["diagnose"], ["generate"], ["data"]):
         result = run_cli(*command, "--help")
         assert result.returncode == 0
         assert "usage: vae-course" in result.stdout

@@ -13,6 +13,7 @@ One module per idea of the course, in the order the book teaches them:
 - ``history``      what a run records: ``History``, what callbacks see, the NaN error
 - ``checkpoints``  saving, loading and resuming runs
 - ``evaluate``     test ELBO, reconstruction errors, IWAE likelihood (chapters 7, 9)
+- ``diagnostics``  posterior collapse: per-dimension KL, active units, I(x; z), rate/distortion
 - ``plots``        image grids, reconstructions and error figures (chapters 1, 5, 7, 9)
 - ``latent_plots`` the latent space: scatter, decoded grid, interpolation (chapter 8)
 - ``monitors``     watching a run train: loss curves, sample snapshots, animation (chapters 6, 8)
@@ -23,7 +24,7 @@ One module per idea of the course, in the order the book teaches them:
 - ``doctor``       ``vae-course doctor``: checks the course computes right on your device
 - ``exercises``    the automatic checks of the chapters' exercises
 - ``notebook``     helpers the chapters share: quick mode, cached trainings, run facts
-- ``cli``          the ``vae-course`` command (train, evaluate, generate, data, doctor)
+- ``cli``          the ``vae-course`` command (train, evaluate, diagnose, generate, data, doctor)
 
 Three ways to train, from the most explicit to the most convenient: ``train.fit(model, x,
 ...)`` trains a model you built with settings you pass; ``train.train_recipe(name)`` builds a

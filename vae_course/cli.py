@@ -25,6 +25,11 @@ class CLIError(Exception):
     """A user-facing error: printed as one line, exit status 1."""
 
 
+class UsageError(CLIError):
+    """Bad input the user can fix on the command line (a missing or foreign file, a bad
+    number): printed as one line, exit status 2, as argparse exits for its own usage errors."""
+
+
 def _add_dataset(p: argparse.ArgumentParser) -> None:
     from .datasets import DATASETS
     p.add_argument("--dataset", choices=list(DATASETS), default=None,
@@ -95,6 +100,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also estimate log p(x) with K importance samples (Bernoulli models)")
     p.add_argument("--limit", type=int, default=None, metavar="N",
                    help="evaluate on the first N test images only")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+
+    p = sub.add_parser("diagnose", help="posterior collapse: which latent dimensions a checkpoint uses",
+                       description="Per-dimension KL, active units, mutual information I(x; z), "
+                                   "rate and distortion, the IWAE - ELBO gap and bits/dim of a "
+                                   "checkpoint on test images, with the loss settings it was trained with.")
+    p.add_argument("checkpoint", type=_path)
+    _add_dataset(p)
+    _add_device(p)
+    p.add_argument("--subset", type=int, default=1000, metavar="N",
+                   help="use the first N test images (default 1000; the MI estimate is at most log N, "
+                        "and its cost grows as N^2)")
+    p.add_argument("--k", type=int, default=100, metavar="K",
+                   help="importance samples for the IWAE bound (default 100; 0 skips it; Bernoulli "
+                        "models on binary images only). The slow part: K decoder passes per image")
+    p.add_argument("--seed", type=int, default=0, help="seed of the draws of z (default 0)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
 
     p = sub.add_parser("generate", help="sample images from a checkpoint",
@@ -193,17 +214,57 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         nll = -iwae_log_likelihood(model, (x > 0.5).float(), k=args.iwae_k)
         results["iwae_k"] = args.iwae_k
         results["iwae_nll_nats"] = float(np.mean(nll))
-    if args.json:  # JSON has no NaN: a non-finite result is null, and said so
-        bad = [k for k, v in results.items() if isinstance(v, float) and not math.isfinite(v)]
-        for key in bad:
-            results[key] = None
-            print(f"vae-course evaluate: {key} is not finite (the model diverged?); written as null",
-                  file=sys.stderr)
-        print(json.dumps(results, indent=2, allow_nan=False))
+    if args.json:
+        print(json.dumps(_json_safe(results, "evaluate"), indent=2, allow_nan=False))
     else:
         width = max(map(len, results))
         for key, value in results.items():
             print(f"{key:<{width}}  {value:.4f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
+    return 0
+
+
+def _json_safe(results: dict, command: str) -> dict:
+    """JSON has no NaN: a non-finite number (in a list too) becomes null, and stderr says so."""
+    def finite(value):
+        return None if isinstance(value, float) and not math.isfinite(value) else value
+    safe = {key: [finite(v) for v in value] if isinstance(value, list) else finite(value)
+            for key, value in results.items()}
+    for key in [k for k in results if safe[k] != results[k]]:
+        print(f"vae-course {command}: {key} is not finite (the model diverged?); written as null",
+              file=sys.stderr)
+    return safe
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    from .checkpoints import CheckpointError, load_model
+    from .data import load_tensors
+    from .devices import pick_device
+    from .diagnostics import diagnose, report
+
+    if args.subset < 2:
+        raise UsageError(f"--subset must be at least 2 (got {args.subset}): variances over images need two")
+    if args.k < 0:
+        raise UsageError(f"--k must be 0 (no IWAE bound) or a positive number of samples (got {args.k})")
+    device = pick_device(args.device)
+    try:
+        model, ckpt = load_model(args.checkpoint, device=device)
+        dataset = _checkpoint_dataset(ckpt, args.dataset)
+    except (FileNotFoundError, CheckpointError) as exc:
+        raise UsageError(str(exc)) from None
+    except ValueError as exc:  # an unknown dataset named in the checkpoint
+        raise UsageError(f"{args.checkpoint}: {exc}; pass --dataset") from None
+    training = ckpt["config"].get("training", {})
+    x, y = load_tensors(dataset, "test", device=device, subset=args.subset)
+    result = diagnose(model, x, y if getattr(model, "conditional", False) else None,
+                      reconstruction=training.get("reconstruction", "half-sse"),
+                      kl=training.get("kl", "closed-form"), binarize=training.get("binarize", "none"),
+                      sigma=training.get("sigma"), k=args.k, seed=args.seed)
+    if args.json:
+        results = {"checkpoint": str(args.checkpoint), "dataset": dataset, **result}
+        print(json.dumps(_json_safe(results, "diagnose"), indent=2, allow_nan=False))
+    else:
+        print(f"checkpoint {args.checkpoint}, {dataset} test set")
+        print(report(result))
     return 0
 
 
@@ -284,7 +345,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if doctor(args.device) else EXIT_FAILURE
 
 
-COMMANDS = {"doctor": cmd_doctor, "train": cmd_train, "evaluate": cmd_evaluate, "generate": cmd_generate, "data": cmd_data}
+COMMANDS = {"doctor": cmd_doctor, "train": cmd_train, "evaluate": cmd_evaluate, "diagnose": cmd_diagnose,
+            "generate": cmd_generate, "data": cmd_data}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -298,6 +360,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\nvae-course {args.command}: interrupted; nothing half-written was kept", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except UsageError as exc:
+        print(f"vae-course {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except (CLIError, DatasetUnavailable, IDXError, ValueError, NonFiniteLossError) as exc:
         print(f"vae-course {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
