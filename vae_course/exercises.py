@@ -12,6 +12,9 @@ float32 tolerance of :mod:`vae_course.tolerances`; it asks for a type only where
 does (a float32 array, a Python float, a tensor), and says what to change. Its cases are
 chosen so that no known wrong formula agrees with the right one on all of them, and each
 known slip (a table of wrong formulas per check) gets its own hint.
+
+(The longest module of the package: every check carries its cases and its table of known
+mistakes, and a crash is traced back to the learner's own line, not into torch.)
 """
 from __future__ import annotations
 
