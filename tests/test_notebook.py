@@ -43,3 +43,45 @@ def test_real_or_quick_follows_quick_mode(monkeypatch):
     assert real_or_quick(30, 1) == 1
     monkeypatch.setenv("VAE_COURSE_QUICK", "0")
     assert real_or_quick(30, 1) == 30
+
+
+def _ship_mlp(folder, monkeypatch):
+    """A shipped pytorch-mlp/fashion-mnist in ``folder`` (the recipe's own shape)."""
+    import json
+    from vae_course import pretrained_models
+    from vae_course.models import build_model
+    torch.manual_seed(3)
+    model = build_model("mlp", hidden=[128], latent_dim=2)
+    torch.save(model.state_dict(), folder / "m.pt")
+    record = {"epoch": 1, "train_loss": 1.0, "test_loss": 0.5, "seconds": 2.0}
+    entry = {"file": "m.pt", "sha256": pretrained_models.sha256(folder / "m.pt"), "model": model.config,
+             "history": [record]}
+    (folder / "manifest.json").write_text(json.dumps({"models": {"pytorch-mlp/fashion-mnist": entry}}))
+    monkeypatch.setattr(pretrained_models, "WEIGHTS_DIR", folder)
+    return model
+
+
+def test_trained_takes_the_recipe_as_written_from_the_shipped_weights(tmp_path, monkeypatch):
+    monkeypatch.delenv("VAE_COURSE_QUICK", raising=False)
+    monkeypatch.delenv("VAE_COURSE_RETRAIN", raising=False)
+    monkeypatch.setenv("VAE_COURSE_CHECKPOINTS", str(tmp_path / "cache"))
+    shipped = _ship_mlp(tmp_path, monkeypatch)
+    model, history = trained("pytorch-mlp", dataset="fashion-mnist", device="cpu", progress=False)
+    for name, tensor in shipped.state_dict().items():
+        assert torch.equal(model.state_dict()[name], tensor)
+    assert history.epochs == [{"epoch": 1, "train_loss": 1.0, "test_loss": 0.5, "seconds": 2.0}]
+    assert not (tmp_path / "cache").exists()  # nothing was trained or cached
+    # anything else than the recipe as written, or a request to retrain, is trained instead
+    from vae_course.notebook import _shipped
+    assert _shipped("pytorch-mlp", "fashion-mnist", 100, None, 0, {}, False) is not None
+    assert _shipped("pytorch-mlp", "mnist", 100, None, 0, {}, False) is None          # not shipped
+    assert _shipped("pytorch-mlp", "fashion-mnist", 3, None, 0, {}, False) is None    # shorter
+    assert _shipped("pytorch-mlp", "fashion-mnist", 100, None, 1, {}, False) is None  # other seed
+    assert _shipped("pytorch-mlp", "fashion-mnist", 100, None, 0, {"beta": 1.0}, False) is None
+    assert _shipped("pytorch-mlp", "fashion-mnist", 100, 500, 0, {}, False) is None
+    assert _shipped("pytorch-mlp", "fashion-mnist", 100, None, 0, {}, True) is None   # retrain=True
+    monkeypatch.setenv("VAE_COURSE_RETRAIN", "1")
+    assert _shipped("pytorch-mlp", "fashion-mnist", 100, None, 0, {}, False) is None
+    monkeypatch.delenv("VAE_COURSE_RETRAIN")
+    monkeypatch.setenv("VAE_COURSE_QUICK", "1")  # CI's quick runs never stand in for real ones
+    assert _shipped("pytorch-mlp", "fashion-mnist", 100, None, 0, {}, False) is None

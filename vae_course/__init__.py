@@ -18,6 +18,7 @@ One module per idea of the course, in the order the book teaches them:
 - ``latent_plots`` the latent space: scatter, decoded grid, interpolation (chapter 8)
 - ``monitors``     watching a run train: loss curves, sample snapshots, animation (chapters 6, 8)
 - ``recipes``      the four source systems and the course's own, as named configurations
+- ``pretrained_models``  the weights that ship with the package: ``vae_course.pretrained(recipe, dataset)``
 - ``rng``          seeds, saved random states, and draws that are the same on every device
 - ``devices``      choosing the device, and what is fast and correct there (bf16, compile)
 - ``tolerances``   how closely numbers from different machines must agree
@@ -33,3 +34,11 @@ and caches the checkpoint, so re-running a chapter does not retrain.
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # ``vae_course.pretrained("course", "mnist")`` without importing torch on ``import vae_course``
+    if name == "pretrained":
+        from .pretrained_models import pretrained
+        return pretrained
+    raise AttributeError(f"module 'vae_course' has no attribute {name!r}")

@@ -1,0 +1,100 @@
+"""The shipped weights: every file matches its manifest checksum and rebuilds the model the
+manifest describes, trained the way its recipe says; damaged or missing files are refused
+by name."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from vae_course import pretrained_models as shipped
+from vae_course.models import build_model
+from vae_course.recipes import get_recipe
+
+ENTRIES = shipped.manifest()["models"]
+
+
+def test_weights_ship_within_budget_and_match_their_checksums():
+    assert ENTRIES, "the package ships no pretrained weights (run tools/export_pretrained.py)"
+    total = 0
+    for key, entry in ENTRIES.items():
+        path = shipped.WEIGHTS_DIR / entry["file"]
+        assert shipped.sha256(path) == entry["sha256"], key
+        total += path.stat().st_size
+    assert total <= 10 * 1024 * 1024
+
+
+@pytest.mark.parametrize("key", sorted(ENTRIES))
+def test_each_shipped_model_is_its_recipe_trained_to_full_length(key):
+    entry = ENTRIES[key]
+    recipe = get_recipe(entry["recipe"])
+    assert key == f"{recipe.name}/{entry['dataset']}"
+    assert entry["epochs"] == recipe.epochs
+    training = entry["training"]
+    for field in ("lr", "batch_size", "reconstruction", "kl", "beta", "binarize", "drop_last", "shuffle"):
+        assert training[field] == getattr(recipe, field), (key, field)
+    assert entry["model"] == {"arch": recipe.arch, **recipe.model_kwargs}
+    model = shipped.pretrained(recipe.name, entry["dataset"])
+    assert not model.training
+    state = torch.load(shipped.WEIGHTS_DIR / entry["file"], weights_only=True)
+    assert all(t.dtype == torch.float32 for t in state.values())
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, state[name]), name
+
+
+def _ship(folder, recipe="pytorch-mlp", dataset="mnist"):
+    torch.manual_seed(0)
+    model = build_model("mlp", hidden=[8], latent_dim=2)
+    torch.save(model.state_dict(), folder / "m.pt")
+    entry = {"file": "m.pt", "sha256": shipped.sha256(folder / "m.pt"), "model": model.config}
+    (folder / shipped.MANIFEST).write_text(json.dumps({"models": {f"{recipe}/{dataset}": entry}}))
+    return model
+
+
+def test_pretrained_returns_the_saved_model(tmp_path):
+    model = _ship(tmp_path)
+    loaded = shipped.pretrained("pytorch-mlp", "mnist", folder=tmp_path)
+    x = torch.rand(3, 1, 28, 28)
+    assert torch.equal(loaded.decode(loaded.encode(x)[0]), model.eval().decode(model.encode(x)[0]))
+
+
+def test_a_damaged_file_is_refused_by_name(tmp_path):
+    _ship(tmp_path)
+    data = bytearray((tmp_path / "m.pt").read_bytes())
+    data[-20] ^= 1
+    (tmp_path / "m.pt").write_bytes(bytes(data))
+    with pytest.raises(shipped.PretrainedError, match=r"m\.pt does not match its checksum.*reinstall"):
+        shipped.pretrained("pytorch-mlp", "mnist", folder=tmp_path)
+
+
+def test_missing_weights_and_unknown_models_say_what_ships(tmp_path):
+    _ship(tmp_path)
+    with pytest.raises(shipped.PretrainedError, match=r"no pretrained weights for recipe 'tf-cvae'.*pytorch-mlp/mnist"):
+        shipped.pretrained("tf-cvae", "mnist", folder=tmp_path)
+    (tmp_path / "m.pt").unlink()
+    with pytest.raises(shipped.PretrainedError, match=r"m\.pt is missing"):
+        shipped.pretrained("pytorch-mlp", "mnist", folder=tmp_path)
+    (tmp_path / shipped.MANIFEST).write_text("{not json")
+    with pytest.raises(shipped.PretrainedError, match="not valid JSON"):
+        shipped.available(tmp_path)
+
+
+def test_the_weights_are_package_data_and_not_ignored_by_git():
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
+    repo = Path(__file__).resolve().parents[1]
+    config = tomllib.loads((repo / "pyproject.toml").read_text())
+    assert {"weights/*.pt", "weights/manifest.json"} <= set(config["tool"]["setuptools"]["package-data"]["vae_course"])
+    ignored = subprocess.run(["git", "check-ignore", "-q", "vae_course/weights/course-mnist.pt"], cwd=repo)
+    assert ignored.returncode == 1  # 1: not ignored (other *.pt files are)
+
+
+def test_the_package_offers_pretrained_at_the_top(tmp_path):
+    import vae_course
+    assert vae_course.pretrained is shipped.pretrained
+    with pytest.raises(AttributeError, match="no attribute 'pretrianed'"):
+        vae_course.pretrianed

@@ -1,0 +1,111 @@
+"""Train (or finish) the full-length models the book is executed with, into the checkpoint cache.
+
+Each run goes through ``vae_course.notebook.trained``, so the chapters find them under the
+same keys; a run that was interrupted resumes where its last epoch ended.  For ``tf-cvae``
+the reconstructions of 16 fixed test images are saved after every epoch (``frames/``), the
+frames the TensorFlow tutorial turns into its GIF.
+
+    VAE_COURSE_DATA=../shared/data python tools/train_book_models.py            # everything
+    python tools/train_book_models.py --only pytorch-mlp:mnist:0 tf-cvae:mnist:0
+
+Runs are listed in the order the book needs them; the log says how long each one took.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import vae_course
+from vae_course import data, notebook
+from vae_course.devices import describe_hardware
+from vae_course.evaluate import inference
+from vae_course.plots import tile
+from vae_course.recipes import get_recipe
+
+# (recipe, dataset, seed, overrides): the book's models first, then the extra seeds the
+# "Reproducing the sources" page reports as mean +- sd, then Fashion-MNIST.
+RUNS = [
+    ("pytorch-mlp", "mnist", 0, {}),
+    ("tf-cvae", "mnist", 0, {}),
+    ("matlab-2022", "mnist", 0, {}),
+    ("course", "mnist", 0, {}),
+    ("matlab-2019", "mnist", 0, {}),
+    ("tf-cvae", "mnist", 1, {}),
+    ("tf-cvae", "mnist", 2, {}),
+    ("pytorch-mlp", "mnist", 1, {}),
+    ("pytorch-mlp", "mnist", 2, {}),
+    ("matlab-2019", "mnist", 0, {"shuffle": True}),  # the source's fixed batch order vs shuffled
+    ("matlab-2022", "mnist", 1, {}),
+    ("matlab-2022", "mnist", 2, {}),
+    ("pytorch-mlp", "fashion-mnist", 0, {}),
+    ("tf-cvae", "fashion-mnist", 0, {}),
+    ("matlab-2022", "fashion-mnist", 0, {}),
+    ("course", "fashion-mnist", 0, {}),
+    ("matlab-2019", "fashion-mnist", 0, {}),
+]
+
+
+class ReconstructionFrames:
+    """Callback: after every epoch, save the reconstructions (one sample of z each, as the
+    tutorial draws them) of the same 16 test images to ``folder/epoch-NN.npy``."""
+
+    def __init__(self, images: torch.Tensor, folder: Path, seed: int = 0) -> None:
+        self.images, self.folder, self.seed = images, folder, seed
+
+    def on_epoch_end(self, state) -> None:
+        model = state.model
+        device = next(model.parameters()).device
+        generator = torch.Generator().manual_seed(self.seed)
+        with inference(model):
+            mu, logvar = model.encode(self.images.to(device))
+            eps = torch.randn(mu.shape, generator=generator).to(device)
+            images = model.decode(mu + eps * torch.exp(0.5 * logvar))
+        self.folder.mkdir(parents=True, exist_ok=True)
+        np.save(self.folder / f"epoch-{state.epoch:02d}.npy", np.round(tile(images, ncols=4) * 255).astype(np.uint8))
+
+
+def run_folder(recipe: str, dataset: str, seed: int, overrides: dict) -> Path:
+    return notebook.checkpoint_cache_dir() / notebook.run_key(recipe, dataset, get_recipe(recipe).epochs,
+                                                              None, seed, overrides)
+
+
+def train(recipe: str, dataset: str, seed: int, overrides: dict) -> None:
+    callbacks = []
+    if recipe == "tf-cvae":
+        test_x, _ = data.load_tensors(dataset, "test")
+        images = data.binarized(test_x[:16], get_recipe(recipe).binarize)
+        callbacks.append(ReconstructionFrames(images, run_folder(recipe, dataset, seed, overrides) / "frames"))
+    start = time.perf_counter()
+    _, history = notebook.trained(recipe, dataset=dataset, seed=seed, progress=False,
+                                  callbacks=callbacks, **overrides)
+    last = history.epochs[-1]
+    facts = run_folder(recipe, dataset, seed, overrides) / "run.json"
+    if not facts.exists():  # where it was trained, for the manifest of the shipped weights
+        facts.write_text(json.dumps({"hardware": describe_hardware(), "torch": torch.__version__,
+                                     "vae_course": vae_course.__version__}, indent=1) + "\n")
+    print(f"{recipe} {dataset} seed {seed} {overrides or ''}: {len(history.epochs)} epochs, "
+          f"test loss {last['test_loss']:.4f}, {time.perf_counter() - start:.0f} s this call, "
+          f"{sum(e['seconds'] for e in history.epochs):.0f} s of training in all", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", help="RECIPE:DATASET:SEED entries to run (default: all)")
+    args = parser.parse_args(argv)
+    runs = RUNS
+    if args.only:
+        wanted = {tuple(item.split(":")) for item in args.only}
+        runs = [r for r in RUNS if (r[0], r[1], str(r[2])) in wanted and not r[3]]
+    for recipe, dataset, seed, overrides in runs:
+        train(recipe, dataset, seed, overrides)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

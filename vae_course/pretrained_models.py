@@ -1,0 +1,77 @@
+"""The trained weights that ship with the package, so chapters 7-9 need no retraining.
+
+``vae_course.pretrained("matlab-2022", "mnist")`` returns the model the book's figures were made with.
+The files live in ``vae_course/weights/``: one float32 state dict per model, loaded with
+``torch.load(weights_only=True)`` (plain tensors, no pickled code), and ``manifest.json``,
+which records for each file its SHA-256, the model's configuration and exactly how it was
+trained (recipe settings, epochs, seed, hardware, wall time, final losses).  A file whose
+checksum does not match is refused with its name and the way to restore it.
+
+``tools/export_pretrained.py`` writes them from the runs ``tools/train_book_models.py``
+trains; the README says how to regenerate them.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+MANIFEST = "manifest.json"
+
+
+class PretrainedError(ValueError):
+    """No shipped weights for a request, or a shipped file that fails its checksum."""
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()  # each file is about 1 MB
+
+
+def manifest(folder: Path | None = None) -> dict:
+    """The manifest: ``{"models": {"RECIPE/DATASET": {...}}}`` (empty when none ship)."""
+    path = Path(folder or WEIGHTS_DIR) / MANIFEST
+    if not path.exists():
+        return {"models": {}}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise PretrainedError(f"{path} is not valid JSON ({err}); reinstall vae-course or run "
+                              f"tools/export_pretrained.py to rewrite it") from None
+
+
+def available(folder: Path | None = None) -> list[str]:
+    """``"recipe/dataset"`` for every shipped model."""
+    return sorted(manifest(folder)["models"])
+
+
+def pretrained(recipe: str, dataset: str = "mnist", device: str | torch.device = "cpu",
+               folder: Path | None = None) -> nn.Module:
+    """The shipped model trained with ``recipe`` on ``dataset``, in eval mode on ``device``."""
+    from .datasets import dataset_name
+    from .models import build_model
+
+    folder = Path(folder or WEIGHTS_DIR)
+    key = f"{recipe}/{dataset_name(dataset)}"
+    entry = manifest(folder)["models"].get(key)
+    if entry is None:
+        raise PretrainedError(f"no pretrained weights for recipe {recipe!r} on {dataset_name(dataset)}; "
+                              f"shipped: {', '.join(available(folder)) or 'none'}. Train one with "
+                              f"vae_course.notebook.trained({recipe!r}, dataset={dataset_name(dataset)!r})")
+    path = folder / entry["file"]
+    if not path.exists():
+        raise PretrainedError(f"{path} is missing (listed in {folder / MANIFEST}); reinstall vae-course")
+    actual = sha256(path)
+    if actual != entry["sha256"]:
+        raise PretrainedError(f"{path} does not match its checksum in {folder / MANIFEST} (SHA-256 "
+                              f"{actual[:12]}..., expected {entry['sha256'][:12]}...): the file is damaged "
+                              f"or was replaced; reinstall vae-course or re-export it with "
+                              f"tools/export_pretrained.py")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    config = dict(entry["model"])
+    model = build_model(config.pop("arch"), **config)
+    model.load_state_dict(state)
+    return model.to(device).eval()
