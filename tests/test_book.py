@@ -226,40 +226,66 @@ def test_widget_manager_is_in_the_build(book):
 
 # --- in the browser ---------------------------------------------------------------------------
 
-# Runs at the end of <body>: lazy images are made eager, and once everything has loaded each
-# image's natural size is written into the DOM, where --dump-dom can see it.
+# Runs at the end of <body>: lazy images are made eager, and once everything has loaded (and
+# MathJax, where the page has it, has typeset every formula) the layout is measured and written
+# into the DOM, where --dump-dom can see it:
+#   img               data-probe-size="WxH" (natural size), data-probe-shown="W" (rendered width)
+#   display formula   data-probe-fit="W/P": width of the typeset formula / width of its container
+#   pre (code cells)  data-probe-scroll="S/C": scrollWidth / clientWidth (cell inputs only)
 PROBE = """<script>
 for (const img of document.images) { img.loading = "eager"; }
-window.addEventListener("load", function () {
+function vaeCourseProbe() {
   for (const img of document.images) {
     img.setAttribute("data-probe-size", img.naturalWidth + "x" + img.naturalHeight);
+    img.setAttribute("data-probe-shown", Math.round(img.getBoundingClientRect().width));
+  }
+  for (const box of document.querySelectorAll('mjx-container[display="true"]')) {
+    const formula = box.querySelector("mjx-math") || box;
+    box.setAttribute("data-probe-fit", Math.ceil(formula.getBoundingClientRect().width) + "/"
+                     + Math.floor(box.getBoundingClientRect().width));
+  }
+  for (const pre of document.querySelectorAll("div.cell_input pre")) {
+    pre.setAttribute("data-probe-scroll", pre.scrollWidth + "/" + pre.clientWidth);
   }
   document.documentElement.setAttribute("data-probe-loaded", "yes");
+}
+window.addEventListener("load", function () {
+  const mathjax = window.MathJax && window.MathJax.startup && window.MathJax.startup.promise;
+  if (mathjax) { mathjax.then(vaeCourseProbe, vaeCourseProbe); } else { vaeCourseProbe(); }
 });
 </script>"""
 
 
 class _Dom(HTMLParser):
-    """Start tags with their attributes, and the visible text (outside script/style)."""
+    """Start tags with their attributes, the visible text (outside script/style), and the
+    prose: the visible text outside <pre> blocks (code cells and their outputs)."""
 
     def __init__(self):
         super().__init__()
         self.tags: list[tuple[str, dict]] = []
         self.text: list[str] = []
+        self.prose: list[str] = []
         self._hidden = 0
+        self._pre = 0
 
     def handle_starttag(self, tag, attrs):
         self.tags.append((tag, {k: v or "" for k, v in attrs}))
         if tag in ("script", "style"):
             self._hidden += 1
+        elif tag == "pre":
+            self._pre += 1
 
     def handle_endtag(self, tag):
         if tag in ("script", "style") and self._hidden:
             self._hidden -= 1
+        elif tag == "pre" and self._pre:
+            self._pre -= 1
 
     def handle_data(self, data):
         if not self._hidden:
             self.text.append(data)
+            if not self._pre:
+                self.prose.append(data)
 
 
 @dataclass
@@ -269,6 +295,7 @@ class Rendered:
     screenshot: Path
     tags: list[tuple[str, dict]] = field(default_factory=list)
     text: str = ""
+    prose: str = ""
 
     def find(self, tag: str, **attrs) -> list[dict]:
         return [a for t, a in self.tags if t == tag and all(a.get(k) == v for k, v in attrs.items())]
@@ -316,7 +343,8 @@ def browser(book):
             f"chromium failed on {page}:\n{done.stderr[-3000:]}"
         parser = _Dom()
         parser.feed(done.stdout)
-        result = Rendered(page, done.stdout, shot, parser.tags, "".join(parser.text))
+        result = Rendered(page, done.stdout, shot, parser.tags, "".join(parser.text),
+                          "".join(parser.prose))
         assert result.find("html", **{"data-probe-loaded": "yes"}), f"{page} never finished loading"
         cache[page] = result
         return result
@@ -382,3 +410,148 @@ def test_home_page_renders(browser):
     assert "Variational Autoencoders with PyTorch" in r.text
     repo = _load_yaml("_config.yml")["repository"]["url"]
     assert r.find("a", href=repo), f"no repository button linking to {repo}"
+
+
+# --- what readers see: no markup left raw, nothing wider than the page --------------------------
+# Defects that learners reported from the rendered pages (issue 11), each class with its check.
+# The browser renders at 1280 x 1600 (see `browser`); the layout measurements come from PROBE.
+
+# A pipe table that was not parsed (e.g. displayed Markdown rendered as CommonMark) reaches the
+# page as lines such as "| recipe | loss |" and "|—|—|" (Sphinx turns --- into a dash).
+RAW_TABLE_LINE = re.compile(r"^\s*\|.*\|.*\|")
+# MyST roles and directives that reached the page as text instead of being resolved.
+RAW_MYST = re.compile(r"\{(?:ref|doc|eq|numref|term|download|abbr|math|cite(?::\w+)?|"
+                      r"glue(?::\w+)?|prf:ref|sub|sup)\}|(?:```|:::)\{[\w:-]+\}")
+# A reference whose text already names its target's kind, written after that word again.
+DOUBLED_KIND = re.compile(r"\b(Exercise|Solution|Figure|Table|Equation|Section|Chapter)\s+\1\b")
+# Pages that teach MyST syntax to contributors and show it, on purpose, as inline code.
+MYST_SYNTAX_PAGES = ["book/contributing.html"]
+# A figure shown below this fraction of its natural width has unreadably small labels.
+MIN_FIGURE_SCALE = 0.75
+# The longest line a code cell may have: what fits the code block of a 1280-pixel window
+# with book/static/course.css (measured: `test_code_cells_do_not_scroll`).
+MAX_CODE_LINE = 88
+
+
+def _pages() -> list[str]:
+    return [f"{d}.html" for d in toc_documents()]
+
+
+def _chapter_notebooks() -> list[str]:
+    return [nb for nb in toc_notebooks() if nb.startswith("notebooks/")]
+
+
+@pytest.mark.parametrize("page", _pages())
+def test_no_raw_table_text(browser, page):
+    r = browser(page)
+    raw = [line.strip()[:100] for line in r.prose.splitlines() if RAW_TABLE_LINE.match(line)]
+    assert not raw, f"{page}: {len(raw)} lines of a table shown as raw text, e.g. {raw[:3]}"
+
+
+@pytest.mark.parametrize("page", _pages())
+def test_no_raw_myst_markup(browser, page):
+    r = browser(page)
+    if page not in MYST_SYNTAX_PAGES:
+        raw = sorted({m.group(0) for m in RAW_MYST.finditer(r.prose)})
+        assert not raw, f"{page} shows MyST markup as text: {raw}"
+    doubled = sorted({m.group(0) for m in DOUBLED_KIND.finditer(r.prose)})
+    assert not doubled, f"{page} says {doubled}: the reference's text already names its kind"
+
+
+def test_display_math_fits_the_page(book, browser):
+    too_wide, measured = {}, 0
+    for page in _math_pages(book):
+        r = browser(page)
+        fits = [a["data-probe-fit"] for t, a in r.tags if t == "mjx-container"
+                and a.get("display") == "true"]
+        measured += len(fits)
+        wide = [f for f in fits if int(f.split("/")[0]) > int(f.split("/")[1])]
+        if wide:
+            too_wide[page] = wide
+    assert measured, "no display formula measured"
+    assert not too_wide, ("display formulas wider than their container (formula/container "
+                          f"px): {too_wide}; break them over lines (aligned)")
+
+
+# Pages whose figures are known to be too wide, and why they are not redrawn yet. Strict:
+# once a page is fixed, its entry must go.
+# Redrawing a figure means re-executing its notebook, and since the recipes changed (f612796,
+# part of trained()'s cache key) that retrains every shared model of these pages.
+_RETRAIN = "re-executing it retrains the shared models (recipes changed since the last run)"
+WIDE_FIGURES_KNOWN = {
+    "notebooks/05_elbo.html": f"the toy-model ELBO figure (10 in wide); {_RETRAIN}",
+    "notebooks/08_generating.html": f"samples, latent grids, interpolation; {_RETRAIN}",
+    "notebooks/09_beyond.html": f"the MNIST vs Fashion-MNIST figures; {_RETRAIN}",
+    "book/reproducing_sources.html": f"samples and test-loss curves; {_RETRAIN}",
+}
+
+
+def _figure_scale_params() -> list:
+    return [pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=WIDE_FIGURES_KNOWN[p]))
+            if p in WIDE_FIGURES_KNOWN else p for p in figure_pages()]
+
+
+@pytest.mark.parametrize("page", _figure_scale_params() or [pytest.param(
+    None, marks=pytest.mark.skip(reason="no page with figures yet"))])
+def test_figures_are_shown_at_a_readable_scale(browser, page):
+    r = browser(page)
+    small = []
+    for t, a in r.tags:
+        if t != "img" or "_images/" not in a.get("src", ""):
+            continue
+        natural = int(a.get("data-probe-size", "0x0").split("x")[0])
+        shown = int(a.get("data-probe-shown", "0"))
+        if natural and shown < MIN_FIGURE_SCALE * natural:
+            small.append(f"{a['src'].rsplit('/', 1)[-1]}: {shown} of {natural} px")
+    assert not small, (f"{page}: figures shrunk below {MIN_FIGURE_SCALE:.0%} of their width, "
+                       f"labels unreadable (make them narrower): {small}")
+
+
+@pytest.mark.parametrize("notebook", _chapter_notebooks())
+def test_code_cells_do_not_scroll(browser, notebook):
+    r = browser(f"{notebook}.html")
+    inputs = [a for t, a in r.tags if t == "pre" and "data-probe-scroll" in a]
+    assert inputs, f"{notebook}: no code cell measured"
+    scrolling = [a["data-probe-scroll"] for a in inputs
+                 if int(a["data-probe-scroll"].split("/")[0])
+                 > int(a["data-probe-scroll"].split("/")[1])]
+    assert not scrolling, (f"{notebook}: {len(scrolling)} of {len(inputs)} code blocks scroll "
+                           f"sideways (scrollWidth/clientWidth px: {scrolling[:5]})")
+
+
+@pytest.mark.parametrize("notebook", _chapter_notebooks())
+def test_code_lines_fit_the_page(notebook):
+    nb = json.loads((REPO / f"{notebook}.ipynb").read_text(encoding="utf-8"))
+    long = [(i, len(line)) for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code"
+            for line in "".join(c["source"]).splitlines() if len(line) > MAX_CODE_LINE]
+    assert not long, (f"{notebook}: {len(long)} code lines longer than {MAX_CODE_LINE} "
+                      f"characters (cell, length): {long[:8]}")
+
+
+_LABEL = re.compile(r"^\((?P<a>[\w-]+)\)=|\$\$\s*\((?P<b>[\w-]+)\)|:label:\s*(?P<c>[\w-]+)", re.M)
+
+
+def _book_labels() -> set[str]:
+    """Every label the book defines: (name)=, $$ (name) and :label: name, in every document."""
+    labels = set()
+    for doc in toc_documents():
+        if (REPO / f"{doc}.ipynb").exists():
+            nb = json.loads((REPO / f"{doc}.ipynb").read_text(encoding="utf-8"))
+            texts = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown"]
+        else:
+            texts = [(REPO / f"{doc}.md").read_text(encoding="utf-8")]
+        labels |= {next(g for g in m.groups() if g) for t in texts for m in _LABEL.finditer(t)}
+    return labels
+
+
+@pytest.mark.parametrize("notebook", toc_notebooks())
+def test_code_does_not_name_internal_labels(notebook):
+    """Labels are for cross-references; shown in a code comment they mean nothing to a reader
+    (the page shows "equation (5.3)", the comment would say "eq-05-...")."""
+    labels = _book_labels()
+    assert "eq-kl-closed-form" in labels  # the label finder works (book/notation.md)
+    nb = json.loads((REPO / f"{notebook}.ipynb").read_text(encoding="utf-8"))
+    code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    named = sorted({label for src in code for label in labels
+                    if re.search(rf"(?<![\w-]){re.escape(label)}(?![\w-])", src)})
+    assert not named, f"{notebook}: code cells name internal labels {named}"
