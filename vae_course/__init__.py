@@ -16,6 +16,7 @@ One module per idea of the course, in the order the book teaches them:
 - ``diagnostics``  posterior collapse: per-dimension KL, active units, I(x; z), rate/distortion
 - ``plots``        image grids, reconstructions and error figures (chapters 1, 5, 7, 9)
 - ``latent_plots`` the latent space: scatter, decoded grid, interpolation (chapter 8)
+- ``latent_explorer`` sliders over two latent coordinates that work in a static page (chapter 8)
 - ``monitors``     watching a run train: loss curves, sample snapshots, animation (chapters 6, 8)
 - ``recipes``      the four source systems and the course's own, as named configurations
 - ``pretrained_models``  the weights that ship with the package: ``vae_course.pretrained(recipe, dataset)``
