@@ -27,16 +27,18 @@ from .plots import _as_images, _class_labels, _model_device, _to_numpy
 MAX_STEPS = 41  # 41 x 41 tiles: a 1148 x 1148 sprite, ~0.7 MB of page for MNIST (21 x 21: ~0.2 MB)
 MAX_SCALE = 8
 BATCH = 256
-_calls = itertools.count()  # tells apart identical explorers shown twice on one page
+_calls = itertools.count()  # tells apart identical explorers made twice for one page
 
 
 @dataclass(frozen=True)
 class LatentExplorer:
-    """What :func:`static_explorer` returns: Jupyter shows ``html``; the numbers stay inspectable.
+    """What :func:`static_explorer` returns: Jupyter and Jupyter Book show ``html`` (through
+    ``_repr_html_``, so the package needs no IPython), while the numbers stay inspectable.
 
-    ``tiles[i, j]`` is the image decoded at ``z[dims[0]] = values[i]``, ``z[dims[1]] = values[j]``
-    (float32 in [0, 1]); the sprite in ``html`` holds it, rounded to 8 bits, at row ``i``,
-    column ``j``.
+    ``values`` are the ``steps`` latent values each slider takes, ``base`` the latent point
+    whose other coordinates stay fixed.  ``tiles[i, j]`` is the image decoded at
+    ``z[dims[0]] = values[i]``, ``z[dims[1]] = values[j]`` (float32 in [0, 1]); the sprite in
+    ``html`` holds it, rounded to 8 bits, at row ``i``, column ``j``.
     """
     html: str
     tiles: np.ndarray
@@ -145,10 +147,8 @@ def _slider(dim: int, values: np.ndarray) -> str:
 def _caption(dims: tuple[int, int], values: np.ndarray, latent_dim: int, base: Any,
              label: int | None) -> str:
     names = f"z<sub>{dims[0] + 1}</sub> and z<sub>{dims[1] + 1}</sub>"
-    others = latent_dim - 2
-    fixed = ("" if not others else
-             f"; the other {others} coordinates stay at " + ("0, the prior's mean" if base is None
-                                                            else "the given base point"))
+    where = "0, the prior's mean" if base is None else "the given base point"
+    fixed = "" if latent_dim == 2 else f"; the other latent coordinates stay at {where}"
     condition = "" if label is None else f", class {label}"
     return (f"The decoder's image as {names} (dims={dims}) move over {len(values)} "
             f"standard-normal quantiles from {values[0]:.2f} to {values[-1]:.2f}"
@@ -177,6 +177,7 @@ def static_explorer(model: torch.nn.Module, *, dims: tuple[int, int] = (0, 1), s
     png = sprite_png(tiles)
     height, width = tiles.shape[2:]
     digest = hashlib.sha1(png + repr((dims, values.tolist())).encode()).hexdigest()[:10]
+    # The digest keeps a re-executed notebook's output the same; the count keeps two equal calls apart.
     element_id = f"vae-explorer-{digest}-{next(_calls)}"
     script = _SCRIPT % {"id": element_id, "values": json.dumps(_shown(values)),
                         "w": width * scale, "h": height * scale}
