@@ -7,6 +7,7 @@ use :func:`require`, which skips on a laptop but fails when ``VAE_COURSE_STRICT=
 """
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,15 @@ REPO = Path(__file__).resolve().parents[1]
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 MNIST_DIR = REPO.parent / "shared" / "data" / "mnist"
 STRICT = os.environ.get("VAE_COURSE_STRICT") == "1"
+
+
+def chromium_binary() -> str | None:
+    """Headless Chromium for the browser tests: $CHROMIUM, or the usual names on PATH."""
+    for name in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser",
+                 "google-chrome", "google-chrome-stable"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
 
 
 def require(condition: bool, what: str) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, require
+from conftest import REPO, chromium_binary, require
 
 try:  # PyYAML comes with the `book` extra (jupyter-book); without it the `book` fixture skips
     import yaml
@@ -304,18 +304,10 @@ class Rendered:
         return [(t, a) for t, a in self.tags if fragment in a.get("class", "").split()]
 
 
-def _chromium() -> str | None:
-    for name in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser",
-                 "google-chrome", "google-chrome-stable"):
-        if name and shutil.which(name):
-            return shutil.which(name)
-    return None
-
-
 @pytest.fixture(scope="session")
 def browser(book):
     """``browser("book/notation.html") -> Rendered``; each page is rendered once per session."""
-    exe = _chromium()
+    exe = chromium_binary()
     require(exe is not None, "Chromium (apt-get install chromium)")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     cache: dict[str, Rendered] = {}

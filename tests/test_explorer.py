@@ -3,9 +3,7 @@ headless Chromium) that its sliders change the image shown in a static page."""
 import base64
 import io
 import json
-import os
 import re
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -20,7 +18,7 @@ from vae_course.latent_explorer import MAX_STEPS, static_explorer
 from vae_course.models import build_model
 from vae_course.tolerances import assert_one_pass_close
 
-from conftest import require
+from conftest import chromium_binary, require
 
 
 def tiny(latent_dim: int = 3) -> torch.nn.Module:
@@ -202,18 +200,10 @@ window.addEventListener("load", function () {
 </script>"""
 
 
-def _chromium() -> str | None:
-    for name in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser",
-                 "google-chrome", "google-chrome-stable"):
-        if name and shutil.which(name):
-            return shutil.which(name)
-    return None
-
-
 def render(html: str, i: int, j: int, folder: Path) -> tuple[dict, np.ndarray]:
     """Open ``html`` in headless Chromium, move the first explorer's sliders to (i, j):
     (what the page recorded, a screenshot as an RGB array)."""
-    exe = _chromium()
+    exe = chromium_binary()
     require(exe is not None, "Chromium (apt-get install chromium)")
     page = folder / "explorer.html"
     page.write_text("<!doctype html><html><head><meta charset='utf-8'></head><body>"
