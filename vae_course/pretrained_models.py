@@ -71,7 +71,6 @@ def pretrained(recipe: str, dataset: str = "mnist", device: str | torch.device =
                               f"or was replaced; reinstall vae-course or re-export it with "
                               f"tools/export_pretrained.py")
     state = torch.load(path, map_location="cpu", weights_only=True)
-    config = dict(entry["model"])
-    model = build_model(config.pop("arch"), **config)
+    model = build_model(**entry["model"])  # the config holds "arch", as in a checkpoint
     model.load_state_dict(state)
     return model.to(device).eval()
