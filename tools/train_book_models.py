@@ -7,6 +7,7 @@ frames the TensorFlow tutorial turns into its GIF.
 
     VAE_COURSE_DATA=../shared/data python tools/train_book_models.py            # everything
     python tools/train_book_models.py --only pytorch-mlp:mnist:0 tf-cvae:mnist:0
+    python tools/train_book_models.py --only matlab-2019:mnist:0:shuffle=True   # with overrides
 
 Runs are listed in the order the book needs them; the log says how long each one took.
 """
@@ -94,14 +95,23 @@ def train(recipe: str, dataset: str, seed: int, overrides: dict) -> None:
           f"{sum(e['seconds'] for e in history.epochs):.0f} s of training in all", flush=True)
 
 
+def label(recipe: str, dataset: str, seed: int, overrides: dict) -> str:
+    """How --only names a run: ``matlab-2019:mnist:0:shuffle=True``."""
+    return ":".join([recipe, dataset, str(seed), *(f"{k}={v}" for k, v in overrides.items())])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="*", help="RECIPE:DATASET:SEED entries to run (default: all)")
+    parser.add_argument("--only", nargs="*",
+                        help="RECIPE:DATASET:SEED[:KEY=VALUE...] entries to run (default: all)")
     args = parser.parse_args(argv)
     runs = RUNS
     if args.only:
-        wanted = {tuple(item.split(":")) for item in args.only}
-        runs = [r for r in RUNS if (r[0], r[1], str(r[2])) in wanted and not r[3]]
+        unknown = set(args.only) - {label(*run) for run in RUNS}
+        if unknown:
+            parser.error(f"--only {' '.join(sorted(unknown))}: not in RUNS; choose from "
+                         + " ".join(label(*run) for run in RUNS))
+        runs = [run for run in RUNS if label(*run) in args.only]
     for recipe, dataset, seed, overrides in runs:
         train(recipe, dataset, seed, overrides)
     return 0
