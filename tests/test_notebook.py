@@ -55,7 +55,7 @@ def _ship_mlp(folder, monkeypatch):
     torch.save(model.state_dict(), folder / "m.pt")
     record = {"epoch": 1, "train_loss": 1.0, "test_loss": 0.5, "seconds": 2.0}
     entry = {"file": "m.pt", "sha256": pretrained_models.sha256(folder / "m.pt"), "model": model.config,
-             "history": [record]}
+             "history": [record], "hardware": "CPU Imaginary 9000, 64 cores"}
     (folder / "manifest.json").write_text(json.dumps({"models": {"pytorch-mlp/fashion-mnist": entry}}))
     monkeypatch.setattr(pretrained_models, "WEIGHTS_DIR", folder)
     return model
@@ -85,3 +85,18 @@ def test_trained_takes_the_recipe_as_written_from_the_shipped_weights(tmp_path, 
     monkeypatch.delenv("VAE_COURSE_RETRAIN")
     monkeypatch.setenv("VAE_COURSE_QUICK", "1")  # quick mode (CI) serves the real weights too
     assert _shipped("pytorch-mlp", "fashion-mnist", 100, None, 0, {}, False) is not None
+
+
+def test_describe_model_says_whether_the_model_is_the_shipped_one(tmp_path, monkeypatch):
+    from vae_course.history import History
+    from vae_course.notebook import describe_model
+    _ship_mlp(tmp_path, monkeypatch)
+    monkeypatch.delenv("VAE_COURSE_QUICK", raising=False)
+    _, history = trained("pytorch-mlp", dataset="fashion-mnist", device="cpu", progress=False)
+    line = describe_model("pytorch-mlp", history, "fashion-mnist")
+    assert line.startswith("pytorch-mlp on fashion-mnist: 1 epochs (recipe: 100), 0.0 min")
+    assert "CPU Imaginary 9000" in line and line.endswith("shipped weights vae_course/weights/m.pt")
+    other = History(epochs=[{"epoch": e, "seconds": 30.0} for e in (1, 2)])  # e.g. a retrained run
+    line = describe_model("pytorch-mlp", other, "fashion-mnist")
+    assert "2 epochs (recipe: 100), 1.0 min" in line and line.endswith("trained here")
+    assert "Imaginary" not in line

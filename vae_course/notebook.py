@@ -130,6 +130,26 @@ def describe_run(dataset: str | None = None, **settings) -> None:
     print("\n".join(parts))
 
 
+def describe_model(recipe: str, history, dataset: str | None = None) -> str:
+    """One line on where a model from :func:`trained` came from: epochs, training wall time,
+    hardware, and whether it is the shipped weights, so a page states it, never types it."""
+    from .datasets import dataset_name
+    from .devices import describe_hardware
+    from .pretrained_models import manifest
+    from .recipes import get_recipe
+
+    dataset = dataset_name(dataset)
+    entry = manifest()["models"].get(f"{get_recipe(recipe).name}/{dataset}")
+    shipped = entry is not None and history.epochs == entry["history"]
+    hardware = entry["hardware"] if shipped else describe_hardware()
+    origin = f"shipped weights vae_course/weights/{entry['file']}" if shipped else "trained here"
+    minutes = sum(e["seconds"] for e in history.epochs) / 60
+    line = (f"{recipe} on {dataset}: {len(history.epochs)} epochs (recipe: "
+            f"{get_recipe(recipe).epochs}), {minutes:.1f} min of training on {hardware}; {origin}")
+    print(line)
+    return line
+
+
 def glue(name: str, value, display: bool = True):
     """``myst_nb.glue`` when available (so prose can cite computed numbers), else just show it."""
     if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
