@@ -73,18 +73,18 @@ def test_trained_takes_the_recipe_as_written_from_the_shipped_weights(tmp_path, 
     assert not (tmp_path / "cache").exists()  # nothing was trained or cached
     # anything else than the recipe as written, or a request to retrain, is trained instead
     from vae_course.notebook import _shipped
-    assert _shipped("pytorch-mlp", "fashion-mnist", 100, None, 0, {}, False) is not None
-    assert _shipped("pytorch-mlp", "mnist", 100, None, 0, {}, False) is None          # not shipped
-    assert _shipped("pytorch-mlp", "fashion-mnist", 3, None, 0, {}, False) is None    # shorter
-    assert _shipped("pytorch-mlp", "fashion-mnist", 100, None, 1, {}, False) is None  # other seed
-    assert _shipped("pytorch-mlp", "fashion-mnist", 100, None, 0, {"beta": 1.0}, False) is None
-    assert _shipped("pytorch-mlp", "fashion-mnist", 100, 500, 0, {}, False) is None
-    assert _shipped("pytorch-mlp", "fashion-mnist", 100, None, 0, {}, True) is None   # retrain=True
+    assert _shipped("pytorch-mlp", "fashion-mnist", 100, None, 0, {}, False) is True
+    assert _shipped("pytorch-mlp", "mnist", 100, None, 0, {}, False) is False          # not shipped
+    assert _shipped("pytorch-mlp", "fashion-mnist", 3, None, 0, {}, False) is False    # shorter
+    assert _shipped("pytorch-mlp", "fashion-mnist", 100, None, 1, {}, False) is False  # other seed
+    assert _shipped("pytorch-mlp", "fashion-mnist", 100, None, 0, {"beta": 1.0}, False) is False
+    assert _shipped("pytorch-mlp", "fashion-mnist", 100, 500, 0, {}, False) is False
+    assert _shipped("pytorch-mlp", "fashion-mnist", 100, None, 0, {}, True) is False   # retrain=True
     monkeypatch.setenv("VAE_COURSE_RETRAIN", "1")
-    assert _shipped("pytorch-mlp", "fashion-mnist", 100, None, 0, {}, False) is None
+    assert _shipped("pytorch-mlp", "fashion-mnist", 100, None, 0, {}, False) is False
     monkeypatch.delenv("VAE_COURSE_RETRAIN")
     monkeypatch.setenv("VAE_COURSE_QUICK", "1")  # quick mode (CI) serves the real weights too
-    assert _shipped("pytorch-mlp", "fashion-mnist", 100, None, 0, {}, False) is not None
+    assert _shipped("pytorch-mlp", "fashion-mnist", 100, None, 0, {}, False) is True
 
 
 def test_describe_model_says_whether_the_model_is_the_shipped_one(tmp_path, monkeypatch):

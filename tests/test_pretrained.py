@@ -44,6 +44,37 @@ def test_each_shipped_model_is_its_recipe_trained_to_full_length(key):
         assert torch.equal(tensor, state[name]), name
 
 
+@pytest.mark.parametrize("key", sorted(ENTRIES))
+def test_each_shipped_model_comes_with_every_mini_batch_loss(key):
+    """The loss of each of the run's iterations ships too: chapter 6 draws the full run's
+    training-progress plot from it and the Reproducing page reads the last one."""
+    entry = ENTRIES[key]
+    recipe = get_recipe(entry["recipe"])
+    history = shipped.shipped_history(recipe.name, entry["dataset"])
+    per_epoch = 60_000 // recipe.batch_size if recipe.drop_last else -(-60_000 // recipe.batch_size)
+    assert len(history.iteration_loss) == entry["epochs"] * per_epoch
+    assert history.iteration_loss[-1] == pytest.approx(entry["last_batch_loss"], rel=1e-5)
+    for record, loss in zip(history.epochs, range(0, len(history.iteration_loss), per_epoch)):
+        epoch_losses = history.iteration_loss[loss:loss + per_epoch]
+        # the epoch's train loss is the image-weighted mean of its batch losses
+        assert min(epoch_losses) <= record["train_loss"] <= max(epoch_losses)
+    assert history.epochs == entry["history"]
+
+
+def test_a_damaged_loss_file_is_refused_by_name(tmp_path):
+    _ship(tmp_path)
+    manifest = json.loads((tmp_path / shipped.MANIFEST).read_text())
+    (tmp_path / "m.losses.json").write_text('{"iteration_loss": [1.0, 2.0]}')
+    entry = manifest["models"]["pytorch-mlp/mnist"]
+    entry.update(losses_file="m.losses.json", losses_sha256="0" * 64, history=[])
+    (tmp_path / shipped.MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(shipped.PretrainedError, match="m.losses.json does not match its checksum"):
+        shipped.shipped_history("pytorch-mlp", "mnist", folder=tmp_path)
+    entry["losses_sha256"] = shipped.sha256(tmp_path / "m.losses.json")
+    (tmp_path / shipped.MANIFEST).write_text(json.dumps(manifest))
+    assert shipped.shipped_history("pytorch-mlp", "mnist", folder=tmp_path).iteration_loss == [1.0, 2.0]
+
+
 def _ship(folder, recipe="pytorch-mlp", dataset="mnist"):
     torch.manual_seed(0)
     model = build_model("mlp", hidden=[8], latent_dim=2)

@@ -44,11 +44,16 @@ def export(recipe: str, dataset: str, folder: Path, note: str = "") -> dict | No
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in ckpt["model"].items()}
     name = f"{recipe}-{dataset}.pt"
     torch.save(state, folder / name)
+    losses = f"{recipe}-{dataset}.losses.json"  # every mini-batch's loss: the training-progress plot
+    iteration_loss = [float(f"{v:.6g}") for v in ckpt["history"]["iteration_loss"]]
+    (folder / losses).write_text(json.dumps({"iteration_loss": iteration_loss}) + "\n")
     last = epochs[-1]
     facts = json.loads((run / "run.json").read_text()) if (run / "run.json").exists() else {}
     return {
         "file": name,
         "sha256": sha256(folder / name),
+        "losses_file": losses,
+        "losses_sha256": sha256(folder / losses),
         "model": ckpt["config"]["model"],
         "training": ckpt["config"]["training"],
         "recipe": recipe,

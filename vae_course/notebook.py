@@ -61,8 +61,8 @@ def trained(recipe: str, *, dataset: str | None = None, epochs: int | None = Non
 
     The recipe exactly as written (full length, seed 0, no overrides) comes from the weights
     the package ships (:mod:`vae_course.pretrained_models`), so a laptop need not retrain it;
-    ``retrain=True`` or ``VAE_COURSE_RETRAIN=1`` trains it anyway.  Their history holds the
-    per-epoch records (no per-step losses).
+    ``retrain=True`` or ``VAE_COURSE_RETRAIN=1`` trains it anyway.  Their history comes with
+    them (every epoch's record and every mini-batch's loss).
     Quick mode (CI) serves the shipped weights too, since they are real results; anything
     else is trained with ``epochs`` and ``subset`` capped (1 epoch, 2 000 images) under a
     separate cache key, so a quick run never stands in for a real one.
@@ -80,9 +80,10 @@ def trained(recipe: str, *, dataset: str | None = None, epochs: int | None = Non
     dataset = dataset_name(dataset)
     epochs = epochs or spec.epochs
     shipped = _shipped(spec.name, dataset, epochs, subset, seed, overrides, retrain)
-    if shipped is not None:
-        from .pretrained_models import pretrained
-        return pretrained(spec.name, dataset, device=pick_device(device)), shipped
+    if shipped:
+        from .pretrained_models import pretrained, shipped_history
+        return (pretrained(spec.name, dataset, device=pick_device(device)),
+                shipped_history(spec.name, dataset))
     if quick_mode():
         epochs, subset = 1, min(subset or 2000, 2000)
     out = checkpoint_cache_dir() / run_key(spec, dataset, epochs, subset, seed, overrides)
@@ -101,20 +102,16 @@ def trained(recipe: str, *, dataset: str | None = None, epochs: int | None = Non
 
 
 def _shipped(recipe: str, dataset: str, epochs: int, subset, seed: int, overrides: dict,
-             retrain: bool):
-    """The shipped model's History when ``trained`` asks for exactly what ships, else None."""
-    from .history import History
+             retrain: bool) -> bool:
+    """True when ``trained`` asks for exactly what ships (and retraining was not asked for)."""
     from .pretrained_models import manifest
     from .recipes import get_recipe
 
     if retrain or os.environ.get("VAE_COURSE_RETRAIN", "") not in ("", "0"):
-        return None
+        return False
     if overrides or subset is not None or seed != 0 or epochs != get_recipe(recipe).epochs:
-        return None
-    entry = manifest()["models"].get(f"{recipe}/{dataset}")
-    if entry is None:
-        return None
-    return History(iteration_loss=[], epochs=[dict(e) for e in entry["history"]])
+        return False
+    return f"{recipe}/{dataset}" in manifest()["models"]
 
 
 def describe_run(dataset: str | None = None, **settings) -> None:

@@ -48,28 +48,52 @@ def available(folder: Path | None = None) -> list[str]:
     return sorted(manifest(folder)["models"])
 
 
-def pretrained(recipe: str, dataset: str = "mnist", device: str | torch.device = "cpu",
-               folder: Path | None = None) -> nn.Module:
-    """The shipped model trained with ``recipe`` on ``dataset``, in eval mode on ``device``."""
+def _entry(recipe: str, dataset: str, folder: Path) -> dict:
     from .datasets import dataset_name
-    from .models import build_model
-
-    folder = Path(folder or WEIGHTS_DIR)
-    key = f"{recipe}/{dataset_name(dataset)}"
-    entry = manifest(folder)["models"].get(key)
+    entry = manifest(folder)["models"].get(f"{recipe}/{dataset_name(dataset)}")
     if entry is None:
         raise PretrainedError(f"no pretrained weights for recipe {recipe!r} on {dataset_name(dataset)}; "
                               f"shipped: {', '.join(available(folder)) or 'none'}. Train one with "
                               f"vae_course.notebook.trained({recipe!r}, dataset={dataset_name(dataset)!r})")
-    path = folder / entry["file"]
+    return entry
+
+
+def _verified(folder: Path, name: str, expected: str) -> Path:
+    """The shipped file ``name``, after checking it exists and matches its SHA-256."""
+    path = folder / name
     if not path.exists():
         raise PretrainedError(f"{path} is missing (listed in {folder / MANIFEST}); reinstall vae-course")
     actual = sha256(path)
-    if actual != entry["sha256"]:
+    if actual != expected:
         raise PretrainedError(f"{path} does not match its checksum in {folder / MANIFEST} (SHA-256 "
-                              f"{actual[:12]}..., expected {entry['sha256'][:12]}...): the file is damaged "
+                              f"{actual[:12]}..., expected {expected[:12]}...): the file is damaged "
                               f"or was replaced; reinstall vae-course or re-export it with "
                               f"tools/export_pretrained.py")
+    return path
+
+
+def shipped_history(recipe: str, dataset: str = "mnist", folder: Path | None = None):
+    """The training history of a shipped model: every epoch's record and every mini-batch's
+    loss (6 significant digits), as ``vae_course.history.History``."""
+    from .history import History
+
+    folder = Path(folder or WEIGHTS_DIR)
+    entry = _entry(recipe, dataset, folder)
+    iteration_loss = []
+    if "losses_file" in entry:
+        path = _verified(folder, entry["losses_file"], entry["losses_sha256"])
+        iteration_loss = json.loads(path.read_text(encoding="utf-8"))["iteration_loss"]
+    return History(iteration_loss=iteration_loss, epochs=[dict(e) for e in entry["history"]])
+
+
+def pretrained(recipe: str, dataset: str = "mnist", device: str | torch.device = "cpu",
+               folder: Path | None = None) -> nn.Module:
+    """The shipped model trained with ``recipe`` on ``dataset``, in eval mode on ``device``."""
+    from .models import build_model
+
+    folder = Path(folder or WEIGHTS_DIR)
+    entry = _entry(recipe, dataset, folder)
+    path = _verified(folder, entry["file"], entry["sha256"])
     state = torch.load(path, map_location="cpu", weights_only=True)
     model = build_model(**entry["model"])  # the config holds "arch", as in a checkpoint
     model.load_state_dict(state)
