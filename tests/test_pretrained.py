@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -22,7 +23,7 @@ def test_weights_ship_within_budget_and_match_their_checksums():
     for key, entry in ENTRIES.items():
         path = shipped.WEIGHTS_DIR / entry["file"]
         assert shipped.sha256(path) == entry["sha256"], key
-        total += path.stat().st_size
+    total = sum(path.stat().st_size for path in shipped.WEIGHTS_DIR.iterdir())  # losses, frames too
     assert total <= 10 * 1024 * 1024
 
 
@@ -59,6 +60,18 @@ def test_each_shipped_model_comes_with_every_mini_batch_loss(key):
         # the epoch's train loss is the image-weighted mean of its batch losses
         assert min(epoch_losses) <= record["train_loss"] <= max(epoch_losses)
     assert history.epochs == entry["history"]
+
+
+def test_tf_cvae_ships_its_per_epoch_frames():
+    """The TensorFlow tutorial's GIF: 16 test images reconstructed after each epoch."""
+    entry = ENTRIES["tf-cvae/mnist"]
+    frames = shipped.shipped_frames("tf-cvae", "mnist")
+    assert frames.dtype == np.uint8 and frames.shape[0] == entry["epochs"]
+    assert frames.shape[1] == frames.shape[2] >= 4 * 28  # a 4 x 4 tile
+    first, last = frames[0].astype(float), frames[-1].astype(float)
+    assert np.abs(first - last).mean() > 1  # the reconstructions changed while training
+    with pytest.raises(shipped.PretrainedError, match="saved no per-epoch frames"):
+        shipped.shipped_frames("pytorch-mlp", "mnist")
 
 
 def test_a_damaged_loss_file_is_refused_by_name(tmp_path):

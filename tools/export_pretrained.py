@@ -16,7 +16,9 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 
 from vae_course import notebook
 from vae_course.checkpoints import load_checkpoint
@@ -47,6 +49,7 @@ def export(recipe: str, dataset: str, folder: Path, note: str = "") -> dict | No
     losses = f"{recipe}-{dataset}.losses.json"  # every mini-batch's loss: the training-progress plot
     iteration_loss = [float(f"{v:.6g}") for v in ckpt["history"]["iteration_loss"]]
     (folder / losses).write_text(json.dumps({"iteration_loss": iteration_loss}) + "\n")
+    frames = export_frames(run / "frames", folder / f"{recipe}-{dataset}.frames.png")
     last = epochs[-1]
     facts = json.loads((run / "run.json").read_text()) if (run / "run.json").exists() else {}
     return {
@@ -66,7 +69,18 @@ def export(recipe: str, dataset: str, folder: Path, note: str = "") -> dict | No
         "final": {k: last[k] for k in ("train_loss", "test_loss", "test_reconstruction", "test_kl")},
         "history": epochs,  # per-epoch records: what notebook.trained hands back with the model
         "last_batch_loss": ckpt["history"]["iteration_loss"][-1],
+        **frames,
     }
+
+
+def export_frames(frames: Path, png: Path) -> dict:
+    """The per-epoch reconstruction tiles train_book_models.py saved (tf-cvae: the frames of
+    the TensorFlow tutorial's GIF), stacked top to bottom into one greyscale PNG."""
+    tiles = [np.load(f) for f in sorted(frames.glob("epoch-*.npy"))]
+    if not tiles:
+        return {}
+    Image.fromarray(np.concatenate(tiles, axis=0)).save(png, optimize=True)
+    return {"frames_file": png.name, "frames_sha256": sha256(png), "frames": len(tiles)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             current["models"][f"{recipe}/{dataset}"] = entry
             print(f"{recipe}/{dataset}: {entry['file']} {entry['sha256'][:12]} "
                   f"test loss {entry['final']['test_loss']:.4f}")
-    total = sum((WEIGHTS_DIR / e["file"]).stat().st_size for e in current["models"].values())
+    total = sum(path.stat().st_size for path in WEIGHTS_DIR.iterdir())  # with losses and frames
     if total > LIMIT_BYTES:
         print(f"the shipped weights take {total / 2**20:.1f} MiB, over the 10 MiB budget", file=sys.stderr)
         return 1

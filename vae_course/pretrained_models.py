@@ -86,6 +86,21 @@ def shipped_history(recipe: str, dataset: str = "mnist", folder: Path | None = N
     return History(iteration_loss=iteration_loss, epochs=[dict(e) for e in entry["history"]])
 
 
+def shipped_frames(recipe: str, dataset: str = "mnist", folder: Path | None = None):
+    """The tiles a shipped run saved after each epoch (uint8 array ``(epochs, H, W)``): for
+    tf-cvae, 16 fixed test images reconstructed after every epoch, the TensorFlow tutorial's
+    GIF. Only runs trained with such a callback have them."""
+    import numpy as np
+    from PIL import Image
+
+    folder = Path(folder or WEIGHTS_DIR)
+    entry = _entry(recipe, dataset, folder)
+    if "frames_file" not in entry:
+        raise PretrainedError(f"the shipped {recipe}/{dataset} run saved no per-epoch frames")
+    strip = np.asarray(Image.open(_verified(folder, entry["frames_file"], entry["frames_sha256"])))
+    return strip.reshape(entry["frames"], strip.shape[0] // entry["frames"], strip.shape[1])
+
+
 def pretrained(recipe: str, dataset: str = "mnist", device: str | torch.device = "cpu",
                folder: Path | None = None) -> nn.Module:
     """The shipped model trained with ``recipe`` on ``dataset``, in eval mode on ``device``."""
