@@ -8,6 +8,11 @@ frames the TensorFlow tutorial turns into its GIF.
     VAE_COURSE_DATA=../shared/data python tools/train_book_models.py            # everything
     python tools/train_book_models.py --only pytorch-mlp:mnist:0 tf-cvae:mnist:0
     python tools/train_book_models.py --only matlab-2019:mnist:0:shuffle=True   # with overrides
+    python tools/train_book_models.py --summary   # no training: write the results file below
+
+``--summary`` writes ``benchmarks/results/book-runs.json``: for every complete run of RUNS,
+its per-epoch history, last mini-batch loss, wall time and hardware.  The "Reproducing the
+sources" page reads it for the spread over seeds (the seed-0 models also ship as weights).
 
 Runs are listed in the order the book needs them; the log says how long each one took.
 """
@@ -95,6 +100,30 @@ def train(recipe: str, dataset: str, seed: int, overrides: dict) -> None:
           f"{sum(e['seconds'] for e in history.epochs):.0f} s of training in all", flush=True)
 
 
+SUMMARY = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "book-runs.json"
+
+
+def summarize(path: Path = SUMMARY) -> dict:
+    """Write what every complete run of RUNS reached (nothing is trained)."""
+    from vae_course.checkpoints import load_checkpoint
+    runs = []
+    for recipe, dataset, seed, overrides in RUNS:
+        folder = run_folder(recipe, dataset, seed, overrides)
+        if not (folder / "checkpoint.pt").exists():
+            continue
+        history = load_checkpoint(folder / "checkpoint.pt")["history"]
+        if len(history["epochs"]) < get_recipe(recipe).epochs:
+            continue
+        facts = json.loads((folder / "run.json").read_text()) if (folder / "run.json").exists() else {}
+        runs.append({"recipe": recipe, "dataset": dataset, "seed": seed, "overrides": overrides,
+                     "epochs": history["epochs"], "last_batch_loss": history["iteration_loss"][-1],
+                     "train_seconds": sum(e["seconds"] for e in history["epochs"]),
+                     "hardware": facts.get("hardware", "not recorded")})
+    path.write_text(json.dumps({"runs": runs}, indent=1) + "\n")
+    print(f"{len(runs)} complete runs -> {path}")
+    return {"runs": runs}
+
+
 def label(recipe: str, dataset: str, seed: int, overrides: dict) -> str:
     """How --only names a run: ``matlab-2019:mnist:0:shuffle=True``."""
     return ":".join([recipe, dataset, str(seed), *(f"{k}={v}" for k, v in overrides.items())])
@@ -104,7 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*",
                         help="RECIPE:DATASET:SEED[:KEY=VALUE...] entries to run (default: all)")
+    parser.add_argument("--summary", action="store_true",
+                        help=f"train nothing; write {SUMMARY.relative_to(SUMMARY.parents[2])}")
     args = parser.parse_args(argv)
+    if args.summary:
+        summarize()
+        return 0
     runs = RUNS
     if args.only:
         unknown = set(args.only) - {label(*run) for run in RUNS}
