@@ -182,8 +182,8 @@ def elbo_gap(names: Sequence[str], elbos: Sequence[float],
     ax.bar(positions, elbos - log_px, bottom=log_px, width=0.6, color="#fdd0a2",
            edgecolor="0.3", hatch="//", label="gap = $D_{\\mathrm{KL}}(q \\,\\Vert\\, p(z \\mid x))$")
     for position, elbo, gap in zip(positions, elbos, log_px - elbos):
-        ax.text(position, elbo, f"ELBO {elbo:.2f}\ngap {gap:.2f}", ha="center", va="top",
-                fontsize=9)
+        ax.annotate(f"ELBO {elbo:.2f}\ngap {gap:.2f}", (position, elbo), xytext=(0, -3),
+                    textcoords="offset points", ha="center", va="top", fontsize=9)
     ax.axhline(0.0, color="black", linewidth=0.8)
     ax.set_xticks(positions, names)
     ax.set_ylim(1.35 * elbos.min(), 0.0)
