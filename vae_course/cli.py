@@ -239,6 +239,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     from .checkpoints import CheckpointError, load_model
     from .data import load_tensors
     from .devices import pick_device
+    from . import reference
     from .diagnostics import diagnose, report
 
     if args.subset < 2:
@@ -259,12 +260,17 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
                       reconstruction=training.get("reconstruction", "half-sse"),
                       kl=training.get("kl", "closed-form"), binarize=training.get("binarize", "none"),
                       sigma=training.get("sigma"), k=args.k, seed=args.seed)
+    ref, why_not = reference.for_run(ckpt["config"], dataset)
+    measured = reference.measure(model, x, ref.recipe, y, seed=args.seed) if ref else None
     if args.json:
-        results = {"checkpoint": str(args.checkpoint), "dataset": dataset, **result}
+        results = {"checkpoint": str(args.checkpoint), "dataset": dataset, **result,
+                   "reference": reference.compare(measured, ref) if ref else why_not}
         print(json.dumps(_json_safe(results, "diagnose"), indent=2, allow_nan=False))
     else:
         print(f"checkpoint {args.checkpoint}, {dataset} test set")
         print(report(result))
+        print()
+        print(reference.report(measured, ref) + f"\n  (measured on {len(x)} test images)" if ref else why_not)
     return 0
 
 
