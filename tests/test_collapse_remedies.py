@@ -153,3 +153,19 @@ def test_train_recipe_and_the_cache_key_know_the_remedies(tmp_path, monkeypatch,
             for overrides in ({"beta": 1.0}, {"beta": 1.0, "kl_warmup_epochs": 1},
                               {"beta": 1.0, "free_bits": 0.5})}
     assert len(keys) == 3
+
+
+def test_the_cli_passes_the_remedies_to_the_run_and_refuses_bad_values(tmp_path, monkeypatch, fashion_dir,
+                                                                        capsys):
+    from vae_course import cli
+
+    monkeypatch.setenv("VAE_COURSE_DATA", str(fashion_dir))
+    out = tmp_path / "run"
+    assert cli.main(["train", "--recipe", "pytorch-mlp", "--dataset", "fashion-mnist", "--epochs", "1",
+                     "--subset", "64", "--out", str(out), "--kl-warmup-epochs", "1", "--free-bits", "0.25",
+                     "--no-progress"]) == 0
+    training = load_checkpoint(out / "checkpoint.pt")["config"]["training"]
+    assert (training["kl_warmup_epochs"], training["free_bits"]) == (1, 0.25)
+    for flag, value in (("--free-bits", "-1"), ("--free-bits", "nan"), ("--kl-warmup-epochs", "-2")):
+        assert cli.main(["train", "--recipe", "pytorch-mlp", "--subset", "8", flag, value]) != 0
+        assert flag in capsys.readouterr().err
