@@ -82,8 +82,8 @@ def measure(model: nn.Module, x: torch.Tensor, recipe: str, y: torch.Tensor | No
     if unknown:
         raise TypeError(f"measure: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(settings)}")
     settings.update(overrides)
-    torch.manual_seed(seed)
-    with torch.no_grad():
+    with torch.random.fork_rng(), torch.no_grad():  # the caller's random state is left alone
+        torch.manual_seed(seed)
         loss = evaluate_elbo(model, x, y=y, **settings)["loss"]
         mu, logvar = posterior(model, x, y)
     return {"test_loss": loss, "active_units": active_units(mu)["count"],
