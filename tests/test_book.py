@@ -157,6 +157,33 @@ def test_notebooks_are_committed_with_outputs_of_real_runs(notebook):
     assert "QUICK MODE" not in text, f"{notebook} was committed with VAE_COURSE_QUICK outputs"
 
 
+# Pages still showing runs of the earlier Fashion-MNIST / 3-epoch book: they need the
+# matlab-2019 recipe's 50-epoch model, which is not shipped yet (strict: passes fail).
+NOT_YET_ON_MNIST = {
+    "notebooks/05_elbo": "measures all four source models, matlab-2019's is still training",
+}
+
+
+def _mnist_params() -> list:
+    return [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=NOT_YET_ON_MNIST[n]))
+            if n in NOT_YET_ON_MNIST else n for n in toc_notebooks()]
+
+
+@pytest.mark.parametrize("notebook", _mnist_params())
+def test_pages_were_executed_on_mnist_with_full_length_models(notebook):
+    """MNIST is the sources' dataset and the book's: each page's committed run says which
+    dataset it used (describe_run) and, for each shared model, its epochs against its
+    recipe's (describe_model); no model may be shorter than its recipe."""
+    nb = json.loads((REPO / f"{notebook}.ipynb").read_text(encoding="utf-8"))
+    text = "".join("".join(o.get("text", "")) for c in nb["cells"] if c["cell_type"] == "code"
+                   for o in c.get("outputs", []) if o.get("output_type") == "stream")
+    datasets = set(re.findall(r"^dataset: ([a-z-]+)$", text, flags=re.M))
+    assert datasets <= {"mnist"}, f"{notebook} was executed on {sorted(datasets)}, not MNIST"
+    for recipe, epochs, full in re.findall(r"^(\S+) on mnist: (\d+) epochs \(recipe: (\d+)\)",
+                                           text, flags=re.M):
+        assert epochs == full, f"{notebook}: {recipe} trained {epochs} of its recipe's {full} epochs"
+
+
 def test_chapter_notebooks_exist():
     require(yaml is not None, "PyYAML (pip install -e '.[book]')")
     stems = ["01_getting_started", "02_idx_format", "03_autoencoder_to_vae", "04_sampling_layer",

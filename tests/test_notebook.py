@@ -100,3 +100,5 @@ def test_describe_model_says_whether_the_model_is_the_shipped_one(tmp_path, monk
     line = describe_model("pytorch-mlp", other, "fashion-mnist")
     assert "2 epochs (recipe: 100), 1.0 min" in line and line.endswith("trained here")
     assert "Imaginary" not in line
+    line = describe_model("pytorch-mlp", other, "fashion-mnist", beta=4.0)
+    assert line.startswith("pytorch-mlp (beta=4.0) on fashion-mnist: 2 epochs")

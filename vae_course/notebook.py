@@ -127,9 +127,10 @@ def describe_run(dataset: str | None = None, **settings) -> None:
     print("\n".join(parts))
 
 
-def describe_model(recipe: str, history, dataset: str | None = None) -> str:
+def describe_model(recipe: str, history, dataset: str | None = None, **overrides) -> str:
     """One line on where a model from :func:`trained` came from: epochs, training wall time,
-    hardware, and whether it is the shipped weights, so a page states it, never types it."""
+    hardware, and whether it is the shipped weights, so a page states it, never types it.
+    Pass the ``overrides`` it was trained with (``beta=4``): they are part of its name."""
     from .datasets import dataset_name
     from .devices import describe_hardware
     from .pretrained_models import manifest
@@ -141,7 +142,8 @@ def describe_model(recipe: str, history, dataset: str | None = None) -> str:
     hardware = entry["hardware"] if shipped else describe_hardware()
     origin = f"shipped weights vae_course/weights/{entry['file']}" if shipped else "trained here"
     minutes = sum(e["seconds"] for e in history.epochs) / 60
-    line = (f"{recipe} on {dataset}: {len(history.epochs)} epochs (recipe: "
+    name = recipe + (f" ({', '.join(f'{k}={v}' for k, v in overrides.items())})" if overrides else "")
+    line = (f"{name} on {dataset}: {len(history.epochs)} epochs (recipe: "
             f"{get_recipe(recipe).epochs}), {minutes:.1f} min of training on {hardware}; {origin}")
     print(line)
     return line
