@@ -223,7 +223,7 @@ def protocol_differences(model_name: str, *, epochs: int, k: int, images: int, t
                      "16 latents, not the paper's 784-200-200-50 MLP")
         diffs.append("trained on dynamically binarized pixels, unlike the course recipe itself "
                      "(a Bernoulli likelihood on grey levels)")
-    diffs.append(f"{epochs} epochs at a constant Adam learning rate {settings['lr']:g}, batch "
+    diffs.append(f"{epochs} epoch{'' if epochs == 1 else 's'} at a constant Adam learning rate {settings['lr']:g}, batch "
                  f"{settings['batch_size']}; Burda et al. trained 3280 passes with the learning rate "
                  f"decayed from 1e-3 in 8 stages")
     if k != 5000:
@@ -236,9 +236,8 @@ def protocol_differences(model_name: str, *, epochs: int, k: int, images: int, t
         diffs.append(f"trained on the first {train_images} of the {train_size} training images (a smoke run)")
     diffs.append(f"the test images binarized once, with a fixed seed ({DYNAMIC_TEST_SEED}); how "
                  f"Burda et al. binarized theirs is not verified here")
-    diffs.append("pythae's 89.78: 200 importance samples, 'Binary MNIST' and a VAE reproducing "
-                 "Rezende & Mohamed 2015; its binarization, architecture and epochs are not "
-                 "verified here")
+    diffs.append("pythae's 89.78 used k = 200 on its 'Binary MNIST'; its binarization, "
+                 "architecture and epochs are not verified here")
     return diffs
 
 
