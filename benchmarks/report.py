@@ -162,3 +162,53 @@ def plot_test_loss_curves(results: dict[str, Any], axes) -> None:
 def quality_missing(results: dict[str, Any], expected: tuple[str, ...]) -> list[str]:
     """Recipes the quality file does not have yet (a run still in progress or never started)."""
     return [name for name in expected if name not in results.get("recipes", {})]
+
+
+# --------------------------------------------------------------------------- IWAE anchor
+
+def _cell(text: str) -> str:
+    """Text safe inside a markdown table cell (no pipes, no line breaks)."""
+    return str(text).replace("|", "/").replace("\n", " ")
+
+
+def _elbo_cells(elbo: dict[str, Any]) -> str:
+    whole = f"{elbo['negative_elbo_nats']:.2f}"
+    same = elbo.get("on_iwae_images")
+    return whole if same is None else f"{same:.2f} / {whole}"
+
+
+def iwae_anchor_table(results: dict[str, Any]) -> str:
+    """The IWAE anchor (``benchmarks/iwae_anchor.py``) as a markdown table: each model measured
+    here (epochs and training time, k, test images, NLL ± standard error, -ELBO, the published
+    values, every protocol difference), then the published rows themselves."""
+    published = results.get("published", {})
+    refs = "; ".join(f"{p['value_nats']:.2f} ({'Burda et al. 2016' if key == 'burda2016' else key})"
+                     for key, p in published.items())
+    lines = ["| model | training | k | test images | NLL ± s.e. (nats) | "
+             "-ELBO, k = 1: same images / whole test set | published (nats) | protocol differences |",
+             "|---|---|---:|---:|---:|---:|---|---|"]
+    models = results.get("models", {})
+    if not models:
+        raise ValueError("iwae_anchor_table: the results hold no measured model yet "
+                         "(run python -m benchmarks.iwae_anchor --model mlp)")
+    for entry in models.values():
+        training, iwae = entry["training"], entry["iwae"]
+        epochs = f"{training['epochs']} epoch{'' if training['epochs'] == 1 else 's'}"
+        minutes = training["wall_seconds"] / 60
+        images = (f"{iwae['images']}" if iwae["images"] == iwae["test_images"]
+                  else f"{iwae['images']} of {iwae['test_images']}")
+        lines.append(f"| {_cell(entry['model'])} | {epochs}, {minutes:.0f} min on {_cell(entry['hardware'])} | "
+                     f"{iwae['k']} | {images} | {iwae['mean']:.2f} ± {iwae['standard_error']:.2f} | "
+                     f"{_elbo_cells(entry['elbo_k1'])} | {refs} | "
+                     f"{_cell('; '.join(entry['protocol_differences']))} |")
+    if "burda2016" in published:
+        p = published["burda2016"]["protocol"]
+        lines.append(f"| Burda et al. 2016, Table 1: VAE, 1 stochastic layer | {_cell(p['training'])} | "
+                     f"5000 | 10000 | {published['burda2016']['value_nats']:.2f} | – | – | "
+                     f"the reference protocol: {_cell(p['architecture'])} |")
+    if "pythae" in published:
+        p = published["pythae"]["protocol"]
+        lines.append(f"| pythae: VAE on binary MNIST | {_cell(p['training'])} | 200 | not stated | "
+                     f"{published['pythae']['value_nats']:.2f} | – | – | "
+                     f"{_cell(p['data'])}; {_cell(p['architecture'])} |")
+    return "\n".join(lines)
