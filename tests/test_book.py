@@ -610,7 +610,6 @@ _RETRAIN = "re-executing it retrains the shared models (recipes changed since th
 WIDE_FIGURES_KNOWN = {
     "notebooks/05_elbo.html": f"the toy-model ELBO figure (10 in wide); {_RETRAIN}",
     "notebooks/08_generating.html": f"samples, latent grids, interpolation; {_RETRAIN}",
-    "notebooks/09_beyond.html": f"the MNIST vs Fashion-MNIST figures; {_RETRAIN}",
     "book/reproducing_sources.html": f"samples and test-loss curves; {_RETRAIN}",
 }
 
