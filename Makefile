@@ -27,16 +27,24 @@ setup:
 test-vision:
 	bash tools/ci_torchvision.sh
 
+# The html-manager's style sheet (inside embed-amd.js) loads Font Awesome's font files from
+# the folder embed-amd.js is served from: they are copied along (missing, they were 404s).
+WIDGET_FONTS := woff2 woff ttf eot svg
+
 book-assets:
-	@if [ -f $(WIDGETS_DIR)/embed-amd.js ] && [ -f $(WIDGETS_DIR)/require.js ]; then \
+	@if [ -f $(WIDGETS_DIR)/embed-amd.js ] && [ -f $(WIDGETS_DIR)/require.js ] \
+	    && ls $(WIDGETS_DIR)/*.woff2 >/dev/null 2>&1; then \
 	  echo "book-assets: $(WIDGETS_DIR) already present"; \
 	else \
 	  mkdir -p $(NPM_PREFIX) $(WIDGETS_DIR) && \
-	  $(NPM) install --no-save --no-audit --no-fund --prefix $(NPM_PREFIX) \
-	    @jupyter-widgets/html-manager@1 requirejs@2 && \
+	  if [ ! -f $(HTML_MANAGER)/embed-amd.js ] || [ ! -f $(REQUIREJS)/require.js ]; then \
+	    $(NPM) install --no-save --no-audit --no-fund --prefix $(NPM_PREFIX) \
+	      @jupyter-widgets/html-manager@1 requirejs@2; \
+	  fi && \
 	  cp $(HTML_MANAGER)/embed-amd.js $(HTML_MANAGER)/embed.js.LICENSE.txt $(WIDGETS_DIR)/ && \
+	  cp $(foreach ext,$(WIDGET_FONTS),$(HTML_MANAGER)/*.$(ext)) $(WIDGETS_DIR)/ && \
 	  cp $(REQUIREJS)/require.js $(WIDGETS_DIR)/require.js && \
-	  echo "book-assets: copied the widget manager into $(WIDGETS_DIR)"; \
+	  echo "book-assets: copied the widget manager and its fonts into $(WIDGETS_DIR)"; \
 	fi
 
 # -W: any warning fails the build; -n: so does any unresolved cross-reference.

@@ -21,6 +21,7 @@ import tempfile
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
@@ -33,6 +34,8 @@ except ImportError:  # pragma: no cover
 
 WIDGETS_DIR = REPO / "_static_widgets" / "widgets"
 WIDGET_FILES = ("require.js", "embed-amd.js")
+# Font Awesome, which the widget manager's style sheet loads from beside embed-amd.js.
+WIDGET_FONT_GLOB = "*.woff2"
 SCREENSHOTS = REPO / "_build" / "screenshots"
 IMAGE_MIMES = ("image/png", "image/jpeg", "image/gif", "image/svg+xml")
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -112,7 +115,8 @@ def _jupyter_book() -> str | None:
 
 @pytest.fixture(scope="session")
 def book(tmp_path_factory) -> Build:
-    if not all((WIDGETS_DIR / f).exists() for f in WIDGET_FILES):
+    if not (all((WIDGETS_DIR / f).exists() for f in WIDGET_FILES)
+            and any(WIDGETS_DIR.glob(WIDGET_FONT_GLOB))):
         require(shutil.which("make") is not None and shutil.which("npm") is not None,
                 "make and npm (to fetch the offline widget manager: make book-assets)")
         done = subprocess.run(["make", "book-assets"], cwd=REPO, capture_output=True, text=True)
@@ -156,7 +160,8 @@ def test_notebooks_are_committed_with_outputs_of_real_runs(notebook):
 def test_chapter_notebooks_exist():
     require(yaml is not None, "PyYAML (pip install -e '.[book]')")
     stems = ["01_getting_started", "02_idx_format", "03_autoencoder_to_vae", "04_sampling_layer",
-             "05_elbo", "06_training_loop", "07_testing", "08_generating", "09_beyond"]
+             "05_elbo", "06_training_loop", "07_testing", "08_generating", "09_beyond",
+             "10_posterior_collapse"]
     chapters = [d for d in toc_notebooks() if d.startswith("notebooks/")]
     assert chapters == [f"notebooks/{s}" for s in stems]
 
@@ -217,6 +222,8 @@ def test_widget_manager_is_in_the_build(book):
         path = book.html / "_static" / "widgets" / name
         assert path.is_file(), f"{path} missing: run `make book-assets`"
         assert path.stat().st_size > 10_000, f"{path} is suspiciously small"
+    assert any((book.html / "_static" / "widgets").glob(WIDGET_FONT_GLOB)), \
+        "the widget manager's fonts are missing from _static/widgets: run `make book-assets`"
     # Pages that embed widgets must load the manager from there.
     for page in _built_pages(book):
         html = page.read_text(encoding="utf-8")
@@ -225,6 +232,35 @@ def test_widget_manager_is_in_the_build(book):
 
 
 # --- in the browser ---------------------------------------------------------------------------
+
+# Runs first thing in <head>: every JavaScript error (thrown, or a rejected promise nobody
+# handled), every element whose file failed to load (script, style sheet, image) and every font
+# that failed to load is written into the DOM at once, as JSON in data-probe-errors, so errors
+# raised after the load event (the widget manager renders late) are seen by --dump-dom too.
+EARLY_PROBE = """<script>
+(function () {
+  var seen = [];
+  function note(kind, what) {
+    seen.push(kind + ": " + String(what).slice(0, 300));
+    document.documentElement.setAttribute("data-probe-errors", JSON.stringify(seen));
+  }
+  window.addEventListener("error", function (e) {
+    var t = e.target;
+    if (t && t !== window && (t.src || t.href)) { note("missing file", t.src || t.href); }
+    else { note("javascript error", (e.message || "") + " at " + (e.filename || "?") + ":" + e.lineno); }
+  }, true);
+  window.addEventListener("unhandledrejection", function (e) {
+    var r = e.reason;
+    note("javascript error", "unhandled rejection: " + (r && (r.message || r.name) || r));
+  });
+  if (document.fonts) {
+    document.fonts.addEventListener("loadingerror", function (e) {
+      e.fontfaces.forEach(function (f) { note("missing font", f.family + " " + f.style + " " + f.weight); });
+    });
+  }
+  window.vaeCourseNote = note;
+})();
+</script>"""
 
 # Runs at the end of <body>: lazy images are made eager, and once everything has loaded (and
 # MathJax, where the page has it, has typeset every formula) the layout is measured and written
@@ -246,6 +282,11 @@ function vaeCourseProbe() {
   }
   for (const pre of document.querySelectorAll("div.cell_input pre")) {
     pre.setAttribute("data-probe-scroll", pre.scrollWidth + "/" + pre.clientWidth);
+  }
+  if (document.fonts) {
+    document.fonts.forEach(function (f) {
+      if (f.status === "error") { window.vaeCourseNote("missing font", f.family + " " + f.style + " " + f.weight); }
+    });
   }
   document.documentElement.setAttribute("data-probe-loaded", "yes");
 }
@@ -296,6 +337,7 @@ class Rendered:
     tags: list[tuple[str, dict]] = field(default_factory=list)
     text: str = ""
     prose: str = ""
+    errors: list[str] = field(default_factory=list)
 
     def find(self, tag: str, **attrs) -> list[dict]:
         return [a for t, a in self.tags if t == tag and all(a.get(k) == v for k, v in attrs.items())]
@@ -319,8 +361,9 @@ def browser(book):
         assert source.is_file(), f"{page} was not built"
         # A copy next to the page (relative URLs keep working) with the probe added.
         probe = source.with_name(source.stem + ".probe.html")
-        probe.write_text(source.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"),
-                         encoding="utf-8")
+        html = source.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>")
+        html = re.sub(r"<head(\s[^>]*)?>", lambda m: m.group(0) + EARLY_PROBE, html, count=1)
+        probe.write_text(html, encoding="utf-8")
         shot = SCREENSHOTS / (page.removesuffix(".html").replace("/", "__") + ".png")
         with tempfile.TemporaryDirectory() as profile:
             done = subprocess.run(
@@ -329,6 +372,7 @@ def browser(book):
                  "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}",
                  "--host-resolver-rules=MAP * ~NOTFOUND",  # offline, whatever the machine has
                  "--window-size=1280,1600", "--virtual-time-budget=10000",
+                 "--enable-logging=stderr", "--v=0",  # console messages, for uncaught errors
                  f"--screenshot={shot}", "--dump-dom", probe.as_uri()],
                 capture_output=True, text=True, timeout=120)
         assert done.returncode == 0 and "<html" in done.stdout, \
@@ -337,11 +381,21 @@ def browser(book):
         parser.feed(done.stdout)
         result = Rendered(page, done.stdout, shot, parser.tags, "".join(parser.text),
                           "".join(parser.prose))
+        probed = result.find("html")[0].get("data-probe-errors") if result.find("html") else None
+        result.errors = json.loads(probed) if probed else []
+        # Chromium's console log also has what no listener of the page sees (e.g. in workers).
+        result.errors += [f"console: {m.group(1)[:300]}" for m in re.finditer(
+            r':CONSOLE[^\]]*\] "(Uncaught[^\n]*)', done.stderr)]
         assert result.find("html", **{"data-probe-loaded": "yes"}), f"{page} never finished loading"
         cache[page] = result
         return result
 
     return render
+
+
+def _pages_in_toc() -> list[str]:
+    """Every page of _toc.yml, as its built .html path."""
+    return [f"{d}.html" for d in toc_documents()]
 
 
 def _math_pages(book: Build) -> list[str]:
@@ -397,6 +451,62 @@ def test_widgets_render_offline(book, browser, page):
         f"{page}: a widget failed to render"
 
 
+def _local_target(page: Path, url: str, html_root: Path) -> Path | None:
+    """The file a page-relative (or file://) URL names inside the build; None if not local."""
+    if re.match(r"(?i)(https?:|data:|mailto:|javascript:|about:|blob:|//)", url) or not url.strip():
+        return None
+    if url.lower().startswith("file://"):
+        return Path(unquote(urlsplit(url).path))
+    path = unquote(urlsplit(url).path)
+    if not path:  # "#anchor" or "?query" only: the page itself
+        return None
+    return (html_root / path.lstrip("/")) if path.startswith("/") else (page.parent / path)
+
+
+_CSS_URL = re.compile(r"url\(\s*['\"]?([^'\")]+)['\"]?\s*\)")
+
+
+def test_no_missing_static_files(book):
+    """Every file a page makes the browser fetch (scripts, style sheets, images, icons) and
+    every file those style sheets load (fonts, images) exists in the build."""
+    missing: dict[str, list[str]] = {}
+    sheets: set[Path] = set()
+    # (_static/ holds the themes' template fragments, "{{ pathto(...) }}": not pages)
+    for page in [p for p in _built_pages(book) if p.relative_to(book.html).parts[0] != "_static"]:
+        parser = _Resources()
+        parser.feed(page.read_text(encoding="utf-8"))
+        for url in parser.fetched:
+            target = _local_target(page, url, book.html)
+            if target is None:
+                continue
+            if not target.is_file():
+                missing.setdefault(str(page.relative_to(book.html)), []).append(url)
+            elif target.suffix == ".css":
+                sheets.add(target.resolve())
+    for sheet in sorted(sheets):
+        for url in _CSS_URL.findall(sheet.read_text(encoding="utf-8", errors="replace")):
+            target = _local_target(sheet, url, book.html)
+            if target is not None and not target.is_file():
+                missing.setdefault(str(sheet.relative_to(book.html.resolve())), []).append(url)
+    assert not missing, f"references to files that are not in the build: {missing}"
+
+
+@pytest.mark.parametrize("page", _pages_in_toc())
+def test_no_javascript_errors(browser, page):
+    r = browser(page)
+    errors = [e for e in r.errors if e.startswith(("javascript error", "console"))]
+    assert not errors, f"{page}: {len(errors)} JavaScript errors, e.g. {errors[:3]}"
+
+
+@pytest.mark.parametrize("page", _pages_in_toc())
+def test_no_file_fails_to_load_in_the_browser(browser, page):
+    """Files fetched at run time (by scripts, or fonts by style sheets that scripts insert)
+    are invisible to test_no_missing_static_files: the browser reports them."""
+    r = browser(page)
+    failed = [e for e in r.errors if e.startswith(("missing file", "missing font"))]
+    assert not failed, f"{page}: {len(failed)} files failed to load, e.g. {failed[:6]}"
+
+
 def test_home_page_renders(browser):
     r = browser("book/intro.html")
     assert "Variational Autoencoders with PyTorch" in r.text
@@ -426,7 +536,7 @@ MAX_CODE_LINE = 88
 
 
 def _pages() -> list[str]:
-    return [f"{d}.html" for d in toc_documents()]
+    return _pages_in_toc()
 
 
 def _chapter_notebooks() -> list[str]:

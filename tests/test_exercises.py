@@ -21,7 +21,7 @@ import torch
 from vae_course import exercises
 from vae_course.losses import elbo_terms
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("0*.ipynb"))
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 # name -> check_<name>, discovered so that a newly added check cannot be forgotten here
 CHECKS = {name.removeprefix("check_"): fn

@@ -13,7 +13,8 @@ One module per idea of the course, in the order the book teaches them:
 - ``history``      what a run records: ``History``, what callbacks see, the NaN error
 - ``checkpoints``  saving, loading and resuming runs
 - ``evaluate``     test ELBO, reconstruction errors, IWAE likelihood (chapters 7, 9)
-- ``diagnostics``  posterior collapse: per-dimension KL, active units, I(x; z), rate/distortion
+- ``diagnostics``  posterior collapse: per-dimension KL, active units, I(x; z), rate/distortion (chapter 10)
+- ``reference``    what a fully trained recipe should reach: test loss, active units, KL ranges
 - ``plots``        image grids, reconstructions and error figures (chapters 1, 5, 7, 9)
 - ``latent_plots`` the latent space: scatter, decoded grid, interpolation (chapter 8)
 - ``latent_explorer`` sliders over two latent coordinates that work in a static page (chapter 8)

@@ -82,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deterministic", action="store_true",
                    help="on a GPU, use only deterministic kernels, so a rerun or a resume gives "
                         "bit-identical numbers (slower; the CPU is deterministic already)")
+    p.add_argument("--kl-warmup-epochs", type=int, default=0, metavar="E",
+                   help="raise the KL weight linearly from 0 to the recipe's beta over the first E "
+                        "epochs (default 0: off; chapter 10)")
+    p.add_argument("--free-bits", type=float, default=0.0, metavar="NATS",
+                   help="floor on each latent dimension's batch-mean KL, in nats (default 0: off; "
+                        "chapter 10)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     p = sub.add_parser("doctor", help="check that the course computes correctly on this device",
@@ -150,6 +156,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise CLIError(f"--epochs must be at least 1 (got {args.epochs})")
     if args.subset is not None and args.subset < 1:
         raise CLIError(f"--subset must be at least 1 (got {args.subset})")
+    if args.kl_warmup_epochs < 0:
+        raise CLIError(f"--kl-warmup-epochs must be 0 (off) or more (got {args.kl_warmup_epochs})")
+    if not args.free_bits >= 0 or args.free_bits == float("inf"):
+        raise CLIError(f"--free-bits must be a finite number of nats >= 0 (got {args.free_bits})")
     out = args.out or Path("runs") / f"{recipe.name}-{dataset}"
     if out.exists() and not out.is_dir():
         raise CLIError(f"--out {out} is a file, not a folder; name a folder for the run (it will hold "
@@ -165,7 +175,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"training recipe {recipe.name} on {dataset} -> {checkpoint}", file=sys.stderr)
             _, history = train_recipe(recipe, dataset=dataset, epochs=args.epochs, subset=args.subset,
                                       device=args.device, out=out, resume=args.resume, seed=args.seed,
-                                      deterministic=args.deterministic, progress=not args.no_progress)
+                                      deterministic=args.deterministic, progress=not args.no_progress,
+                                      kl_warmup_epochs=args.kl_warmup_epochs, free_bits=args.free_bits)
     except KeyboardInterrupt:  # fit has already said which epoch is saved and how to resume
         return EXIT_INTERRUPTED
     last = history.epochs[-1] if history.epochs else {}
@@ -239,6 +250,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     from .checkpoints import CheckpointError, load_model
     from .data import load_tensors
     from .devices import pick_device
+    from . import reference
     from .diagnostics import diagnose, report
 
     if args.subset < 2:
@@ -259,12 +271,17 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
                       reconstruction=training.get("reconstruction", "half-sse"),
                       kl=training.get("kl", "closed-form"), binarize=training.get("binarize", "none"),
                       sigma=training.get("sigma"), k=args.k, seed=args.seed)
+    ref, why_not = reference.for_run(ckpt["config"], dataset)
+    measured = reference.measure(model, x, ref.recipe, y, seed=args.seed) if ref else None
     if args.json:
-        results = {"checkpoint": str(args.checkpoint), "dataset": dataset, **result}
+        results = {"checkpoint": str(args.checkpoint), "dataset": dataset, **result,
+                   "reference": reference.compare(measured, ref) if ref else why_not}
         print(json.dumps(_json_safe(results, "diagnose"), indent=2, allow_nan=False))
     else:
         print(f"checkpoint {args.checkpoint}, {dataset} test set")
         print(report(result))
+        print()
+        print(reference.report(measured, ref) + f"\n  (measured on {len(x)} test images)" if ref else why_not)
     return 0
 
 

@@ -294,7 +294,8 @@ def check_conv_output_size(fn: Callable[[int, int, int, int], int]) -> None:
         ]
         _check_sizes(fn, cases, lambda n, k, s, p: (n + 2 * p - k) // s + 1, slips,
                      "floor((size + 2*padding - kernel) / stride) + 1")
-        return "28 -> 14 -> 7 with 'same' padding, 28 -> 13 -> 6 with 'valid' (TensorFlow's encoder)"
+        # short enough for the book's output column: a longer line wrapped there ("28 ->" / "14")
+        return "'same': 28 -> 14 -> 7; 'valid': 28 -> 13 -> 6"
     _run_check("conv_output_size", body)
 
 

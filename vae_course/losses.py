@@ -136,6 +136,31 @@ KL_ESTIMATORS = ("closed-form", "monte-carlo")
 
 # --- The ELBO ---------------------------------------------------------------------------------
 
+def kl_per_dim(out: VAEOutput, kl: str = "closed-form") -> torch.Tensor:
+    """The KL term of every image and latent dimension, ``(N, L)``: ``kl_normal`` before its sum.
+
+    ``kl="monte-carlo"`` gives each dimension's share of ``kl_monte_carlo`` at ``out.z``.
+    Free bits needs the KL per dimension, so it is kept apart from the totals.
+    """
+    if kl == "closed-form":
+        return 0.5 * (torch.exp(out.logvar) + out.mu.pow(2) - 1.0 - out.logvar).flatten(1)
+    log_q = -0.5 * ((out.z - out.mu).pow(2) * torch.exp(-out.logvar) + out.logvar)
+    return (log_q + 0.5 * out.z.pow(2)).flatten(1)  # the log(2 pi) terms cancel
+
+
+def free_bits_kl(kl_dims: torch.Tensor, free_bits: float) -> torch.Tensor:
+    """The KL the optimizer sees under free bits (Kingma et al., 2016), one number per image.
+
+    For each dimension whose KL, averaged over the batch, is below ``free_bits`` nats, the
+    term is the constant ``free_bits``: its gradient is zero, so shrinking that KL further
+    gains nothing.  Dimensions above keep their own KL.  The batch mean of the result is
+    ``sum_d max(free_bits, mean_n KL[n, d])``.
+    """
+    below = kl_dims.mean(dim=0) < free_bits                              # (L,)
+    clamped = torch.where(below, torch.full_like(kl_dims, free_bits), kl_dims)
+    return clamped.sum(dim=1)
+
+
 class ELBOTerms(NamedTuple):
     """Per-image terms, each ``(N,)``: ``loss = reconstruction + beta * kl`` (the negative ELBO at beta = 1)."""
     reconstruction: torch.Tensor
@@ -145,14 +170,17 @@ class ELBOTerms(NamedTuple):
 
 def elbo_terms(out: VAEOutput, x: torch.Tensor, reconstruction: str = "half-sse",
                kl: str = "closed-form", beta: float = 1.0,
-               sigma: float | torch.Tensor | None = None) -> ELBOTerms:
+               sigma: float | torch.Tensor | None = None, free_bits: float = 0.0) -> ELBOTerms:
     """Loss terms for a model output ``out = model(x)``.
 
     ``reconstruction``: one of :data:`RECONSTRUCTION`; ``"bernoulli"`` uses ``out.logits``,
     the others compare ``sigmoid(out.logits)`` with ``x``; ``"gaussian"`` needs ``sigma``.
     ``kl``: ``"closed-form"`` (``kl_normal``) or ``"monte-carlo"`` (``kl_monte_carlo`` at
     ``out.z``).  ``beta`` weights the KL term.  Take ``.loss.mean()`` for the training loss.
+    ``free_bits`` > 0 (nats per dimension) changes only ``loss``: its KL is
+    :func:`free_bits_kl`, which depends on the whole batch; ``kl`` stays the true KL.
     """
+    check_free_bits(free_bits, "elbo_terms")
     if reconstruction not in RECONSTRUCTION:
         raise ValueError(f"elbo_terms: unknown reconstruction {reconstruction!r}; choose one of "
                          f"{', '.join(sorted(RECONSTRUCTION))}")
@@ -171,7 +199,16 @@ def elbo_terms(out: VAEOutput, x: torch.Tensor, reconstruction: str = "half-sse"
     else:
         rec = RECONSTRUCTION[reconstruction](torch.sigmoid(out.logits), x)
     kl_term = kl_normal(out.mu, out.logvar) if kl == "closed-form" else kl_monte_carlo(out.z, out.mu, out.logvar)
-    return ELBOTerms(rec, kl_term, rec + beta * kl_term)
+    kl_seen = free_bits_kl(kl_per_dim(out, kl), free_bits) if free_bits > 0 else kl_term
+    return ELBOTerms(rec, kl_term, rec + beta * kl_seen)
+
+
+def check_free_bits(free_bits: float, where: str) -> None:
+    """Refuse a free-bits level that is not a finite number of nats >= 0."""
+    if isinstance(free_bits, bool) or not isinstance(free_bits, (int, float)) \
+            or not math.isfinite(free_bits) or free_bits < 0:
+        raise ValueError(f"{where}: free_bits must be a number of nats per latent dimension >= 0 "
+                         f"(0 turns it off; Kingma et al. 2016 use 0.125-2), got {free_bits!r}")
 
 
 def gaussian_equivalent(reconstruction: str, beta: float, num_pixels: int = NUM_PIXELS,

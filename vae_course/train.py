@@ -42,7 +42,7 @@ from .data import Batches
 from .devices import (COMPILE_MODES, bf16_supported, check_compilable, deterministic_algorithms,
                       has_convolutions, pick_device)
 from .history import History, RunRecorder, check_callbacks
-from .losses import elbo_terms
+from .losses import check_free_bits, elbo_terms
 from .rng import get_rng_state, seed_everything, set_rng_state
 
 SYNC_EVERY = 50  # on a GPU, read losses back (one sync) every this many steps
@@ -50,12 +50,15 @@ SYNC_EVERY = 50  # on a GPU, read losses back (one sync) every this many steps
 # Keys of a checkpoint's config["training"] that change the numbers a run produces; resuming
 # with different values is allowed (e.g. a lower lr after a NaN) but is no longer exact.
 TRAJECTORY_KEYS = ("batch_size", "lr", "reconstruction", "kl", "beta", "sigma", "binarize",
-                   "drop_last", "shuffle", "seed")
+                   "drop_last", "shuffle", "seed", "kl_warmup_epochs", "kl_warmup_steps", "free_bits")
+# What a checkpoint written before these options existed trained with.
+TRAINING_DEFAULTS = {"kl_warmup_epochs": 0, "kl_warmup_steps": 0, "free_bits": 0.0}
 
 # train_recipe: overrides that change recipe fields, and fit arguments recipes do not carry.
 RECIPE_OVERRIDES = ("model_kwargs", "reconstruction", "kl", "beta", "sigma", "lr", "batch_size",
                     "binarize", "drop_last", "shuffle")
-FIT_OVERRIDES = ("seed", "bf16", "torch_compile", "channels_last", "deterministic")
+FIT_OVERRIDES = ("seed", "bf16", "torch_compile", "channels_last", "deterministic",
+                 "kl_warmup_epochs", "kl_warmup_steps", "free_bits")
 
 
 # --------------------------------------------------------------------------- errors, history, state
@@ -127,22 +130,43 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches:
     return loss, reconstruction, kl
 
 
+def warmup_beta(step: int, beta: float, warmup_steps: int) -> float:
+    """KL warm-up (Bowman et al., 2016; Sonderby et al., 2016): the KL weight at ``step``.
+
+    Rises linearly from 0 at step 0 to ``beta`` at step ``warmup_steps`` and stays there, so
+    the encoder learns to use its code before the KL term can switch it off.  Steps count
+    optimizer steps from 0 over the whole run; ``warmup_steps=0`` is plain ``beta``.
+    """
+    if warmup_steps <= 0:
+        return beta
+    return beta * min(1.0, step / warmup_steps)
+
+
 def make_loss_fn(model: nn.Module, *, reconstruction: str, kl: str, beta: float, sigma: float | None,
-                 bf16: bool = False) -> Callable:
+                 bf16: bool = False, kl_warmup_steps: int = 0, free_bits: float = 0.0,
+                 start_step: int = 0) -> Callable:
     """``loss_fn(xb, yb)`` for :func:`train_one_epoch`: the model's ELBO terms on a batch.
 
     ``model`` may be a ``torch.compile`` wrapper; with ``bf16`` the forward pass runs under
-    bfloat16 autocast and the terms are computed in float32.
+    bfloat16 autocast and the terms are computed in float32.  Each call is one optimizer
+    step: with ``kl_warmup_steps`` the KL weight is :func:`warmup_beta` of the step count,
+    which starts at ``start_step`` (a resumed run continues its schedule).  ``free_bits``:
+    see :func:`vae_course.losses.free_bits_kl`.
     """
     conditional = bool(getattr(model, "conditional", False))
     device_type = next(model.parameters()).device.type
+    step = start_step
 
     def loss_fn(xb: torch.Tensor, yb: torch.Tensor | None):
+        nonlocal step
         with torch.autocast(device_type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
             out = model(xb, yb) if conditional else model(xb)
         if bf16:
             out = type(out)(*(t.float() for t in out))
-        return elbo_terms(out, xb, reconstruction=reconstruction, kl=kl, beta=beta, sigma=sigma)
+        weight = warmup_beta(step, beta, kl_warmup_steps)
+        step += 1
+        return elbo_terms(out, xb, reconstruction=reconstruction, kl=kl, beta=weight, sigma=sigma,
+                          free_bits=free_bits)
     return loss_fn
 
 
@@ -156,7 +180,8 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, train_y: torch.Tensor | None
         seed: int = 0, bf16: bool = False, torch_compile: bool | str = False,
         channels_last: bool | None = None, deterministic: bool = False, callbacks: Sequence[Any] = (),
         checkpoint: str | os.PathLike | None = None, resume: bool = False, progress: bool = True,
-        config: dict | None = None) -> History:
+        config: dict | None = None, kl_warmup_epochs: int = 0, kl_warmup_steps: int = 0,
+        free_bits: float = 0.0) -> History:
     """Train ``model`` in place with Adam on the negative ELBO; return the :class:`History`.
 
     ``reconstruction``, ``kl``, ``beta``, ``sigma`` choose the loss (``vae_course.losses.elbo_terms``);
@@ -173,11 +198,18 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, train_y: torch.Tensor | None
     and on GPUs that have it; weights, losses and Adam stay float32), ``torch_compile=True`` or
     a ``torch.compile`` mode such as ``"reduce-overhead"`` (CUDA graphs).  ``deterministic=True``
     makes a GPU run repeat bit for bit (the CPU already does).  ``benchmarks/`` measures them.
+
+    Remedies for posterior collapse (chapter 10), both off by default: ``kl_warmup_epochs``
+    or ``kl_warmup_steps`` ramp the KL weight linearly from 0 to ``beta`` (:func:`warmup_beta`);
+    ``free_bits`` is a floor in nats on each latent dimension's batch-mean KL
+    (:func:`vae_course.losses.free_bits_kl`).  Both change only the training loss: the
+    history's test loss is the recipe's own (``beta``, no floor).
     """
     device = pick_device(device)
     callbacks = check_callbacks(callbacks)
     use_bf16 = _check_fit_arguments(model, train_x, train_y, test_x, test_y, epochs, device, bf16,
                                     torch_compile, resume, checkpoint)
+    _check_remedies(kl_warmup_epochs, kl_warmup_steps, free_bits)
     if channels_last is None:
         channels_last = device.type == "cpu" and has_convolutions(model)
     full_config = _run_config(model, config, epochs=epochs, batch_size=int(batch_size), lr=float(lr),
@@ -186,7 +218,8 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, train_y: torch.Tensor | None
                               drop_last=bool(drop_last), shuffle=bool(shuffle), device=str(device),
                               seed=int(seed),
                               bf16=bool(bf16), compile=torch_compile, channels_last=bool(channels_last),
-                              deterministic=bool(deterministic))
+                              deterministic=bool(deterministic), kl_warmup_epochs=int(kl_warmup_epochs),
+                              kl_warmup_steps=int(kl_warmup_steps), free_bits=float(free_bits))
     seed_everything(seed)
     model.to(device)
     if channels_last:  # before the optimizer is built, so its state takes the same layout
@@ -215,7 +248,10 @@ def _train_epochs(model, optimizer, batches, config, history, start_epoch, callb
     step_model = torch.compile(model, mode=None if torch_compile is True else torch_compile) \
         if torch_compile else model
     loss_kwargs = {k: training[k] for k in ("reconstruction", "kl", "beta", "sigma")}
-    loss_fn = make_loss_fn(step_model, bf16=use_bf16, **loss_kwargs)
+    warmup_steps = training["kl_warmup_steps"] or training["kl_warmup_epochs"] * len(batches)
+    loss_fn = make_loss_fn(step_model, bf16=use_bf16, kl_warmup_steps=warmup_steps,
+                           free_bits=training["free_bits"], start_step=start_epoch * len(batches),
+                           **loss_kwargs)
     run = RunRecorder(model, history, callbacks, epochs, len(batches), device, checkpoint, start_epoch,
                       training["lr"], progress)
     test = None if test_x is None else (test_x.to(device), test_y.to(device) if conditional else None)
@@ -270,6 +306,17 @@ def _check_fit_arguments(model, train_x, train_y, test_x, test_y, epochs, device
     return use_bf16
 
 
+def _check_remedies(kl_warmup_epochs, kl_warmup_steps, free_bits) -> None:
+    """Refuse warm-up lengths that are not whole numbers >= 0, or both kinds at once."""
+    for name, value in (("kl_warmup_epochs", kl_warmup_epochs), ("kl_warmup_steps", kl_warmup_steps)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be a whole number >= 0 (0: no warm-up), got {value!r}")
+    if kl_warmup_epochs and kl_warmup_steps:
+        raise ValueError(f"give the KL warm-up in epochs or in steps, not both (got "
+                         f"kl_warmup_epochs={kl_warmup_epochs}, kl_warmup_steps={kl_warmup_steps})")
+    check_free_bits(free_bits, "fit")
+
+
 def _run_config(model: nn.Module, extra: dict | None, **training: Any) -> dict:
     """The configuration a checkpoint stores: model, training settings, recipe and dataset."""
     config = {"model": dict(model.config), "training": training, "recipe": None, "dataset": None}
@@ -308,6 +355,7 @@ def _check_resumable(saved: dict, current: dict, path: Path) -> None:
                              f"{summary(saved.get(key))}, not {current.get(key)!r}; resume with the same "
                              f"{key} (--{key} {summary(saved.get(key))}) or train into another folder")
     before, now = saved.get("training", {}), current["training"]
+    before = {**TRAINING_DEFAULTS, **before}
     changed = [f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in TRAJECTORY_KEYS if before.get(k) != now.get(k)]
     if changed:
         print(f"resuming {path} with changed settings ({'; '.join(changed)}); the result will "
@@ -326,7 +374,8 @@ def train_recipe(recipe_or_name: Any, dataset: str | None = None, epochs: int | 
     writes ``FOLDER/checkpoint.pt`` (and ``resume=True`` continues it).  ``overrides`` change
     the recipe: ``lr``, ``batch_size``, ``beta``, ``reconstruction``, ``kl``, ``sigma``,
     ``binarize``, ``drop_last``, ``model_kwargs`` (merged into the recipe's), and the fit
-    arguments ``seed``, ``bf16``, ``compile``, ``channels_last``.
+    arguments ``seed``, ``bf16``, ``compile``, ``channels_last``, ``kl_warmup_epochs``,
+    ``kl_warmup_steps``, ``free_bits``.
     """
     from . import data
     from .datasets import dataset_name

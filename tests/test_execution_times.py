@@ -1,0 +1,68 @@
+"""tools/run_notebooks.py records each notebook's wall time (tools/execution_times.py)."""
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import nbformat
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+execution_times = _load("execution_times")
+run_notebooks = _load("run_notebooks")
+
+
+def test_a_run_is_recorded_with_its_mode_date_hardware_torch_and_dataset(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAE_COURSE_DATASET", "fashion-mnist")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import os\nprint(os.environ.get('VAE_COURSE_QUICK'))")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = tmp_path / "tiny.ipynb"
+    nbformat.write(nb, path)
+    before = path.read_text()
+    times = tmp_path / "times.json"
+
+    seconds = run_notebooks.run_and_record(path, quick=True, times_path=times)
+    data = json.loads(times.read_text())
+    (name, runs), = data["notebooks"].items()
+    assert name == str(path) and list(runs) == ["quick"]
+    run = runs["quick"]
+    assert run["seconds"] == round(seconds, 1) > 0
+    assert run["mode"] == "quick" and run["torch"] == torch.__version__
+    assert run["dataset"] == "fashion-mnist" and run["hardware"]
+    assert run["date"].startswith("20") and run["date"].endswith("Z")
+    assert path.read_text() == before  # quick mode times the notebook, never saves it
+
+    run_notebooks.run_and_record(path, quick=False, times_path=times)
+    run_notebooks.run_and_record(path, quick=False, times_path=times)
+    runs = json.loads(times.read_text())["notebooks"][str(path)]
+    assert sorted(runs) == ["quick", "real"]  # replaced in place, one entry per mode
+    saved = nbformat.read(path, as_version=4)
+    assert saved.cells[0].outputs[0]["text"].strip() == "None"  # real mode: quick switched off
+
+
+def test_budgets_are_computed_from_the_record():
+    names = ["notebooks/01_a.ipynb", "notebooks/02_b.ipynb", "book/page.ipynb"]
+    run = {"date": "2026-11-30T00:00:00Z", "hardware": "CPU x", "torch": "2", "dataset": "mnist"}
+    data = {"notebooks": {
+        "notebooks/01_a.ipynb": {"real": {**run, "seconds": 100.0, "mode": "real"},
+                                 "quick": {**run, "seconds": 5.0, "mode": "quick"}},
+        "notebooks/02_b.ipynb": {"real": {**run, "seconds": 200.0, "mode": "real"}},
+    }}
+    status = {b["budget"].split(" ")[0]: b["status"] for b in execution_times.summary(data, names)}
+    assert status["01_a"] == "met" and status["02_b"] == "not met"
+    assert status["whole"] == "not measured"  # book/page.ipynb has no real-mode time yet
+    assert status["CI"] == "not measured"
+    rows = execution_times.table_rows(data, names)
+    assert [r["real_s"] for r in rows] == [100.0, 200.0, None]
+    assert [r["quick_s"] for r in rows] == [5.0, None, None]
