@@ -609,7 +609,6 @@ def test_display_math_fits_the_page(book, browser):
 _RETRAIN = "re-executing it retrains the shared models (recipes changed since the last run)"
 WIDE_FIGURES_KNOWN = {
     "notebooks/05_elbo.html": f"the toy-model ELBO figure (10 in wide); {_RETRAIN}",
-    "notebooks/08_generating.html": f"samples, latent grids, interpolation; {_RETRAIN}",
     "book/reproducing_sources.html": f"samples and test-loss curves; {_RETRAIN}",
 }
 
@@ -683,3 +682,54 @@ def test_code_does_not_name_internal_labels(notebook):
     named = sorted({label for src in code for label in labels
                     if re.search(rf"(?<![\w-]){re.escape(label)}(?![\w-])", src)})
     assert not named, f"{notebook}: code cells name internal labels {named}"
+
+
+# --- chapter 8's static latent explorer (issue 11, section 6) -----------------------------------
+
+# Runs after the page has loaded: moves the first slider of every explorer to its first value,
+# as a user's drag would (an "input" event), and records what each explorer shows before and after.
+MOVE_EXPLORERS = """<script>
+window.addEventListener("load", function () {
+  var found = document.querySelectorAll("figure.vae-explorer"), result = [];
+  for (var k = 0; k < found.length; k++) {
+    var view = found[k].querySelector("div.vae-explorer-view");
+    var slider = found[k].querySelector("input[type=range]");
+    var entry = {before: getComputedStyle(view).backgroundPosition};
+    slider.value = "0";
+    slider.dispatchEvent(new Event("input"));
+    entry.after = getComputedStyle(view).backgroundPosition;
+    entry.shown = found[k].querySelector("output").textContent;
+    entry.width = view.getBoundingClientRect().width;
+    result.push(entry);
+  }
+  document.documentElement.setAttribute("data-explorers", JSON.stringify(result));
+});
+</script>"""
+
+
+def test_chapter_8_explorers_work_in_the_built_page(book):
+    """The rendered chapter 8 has no kernel: its static explorers must change their image
+    when a slider moves, from the page's own inline script."""
+    exe = chromium_binary()
+    require(exe is not None, "Chromium (apt-get install chromium)")
+    source = book.html / "notebooks" / "08_generating.html"
+    html = source.read_text(encoding="utf-8")
+    assert 'class="vae-explorer"' in html, "chapter 8 shows no static latent explorer"
+    probe = source.with_name("08_generating.explorer.probe.html")
+    probe.write_text(html.replace("</body>", MOVE_EXPLORERS + "</body>"), encoding="utf-8")
+    with tempfile.TemporaryDirectory() as profile:
+        done = subprocess.run(
+            [exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={profile}", "--host-resolver-rules=MAP * ~NOTFOUND",
+             "--window-size=1280,1600", "--virtual-time-budget=10000", "--dump-dom",
+             probe.as_uri()], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"chromium failed:\n{done.stderr[-3000:]}"
+    found = re.search(r"<html[^>]*data-explorers=\"([^\"]*)\"", done.stdout)
+    assert found, "the page never recorded its explorers (did its load event fire?)"
+    explorers = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    assert explorers, "no explorer rendered in the page"
+    for k, e in enumerate(explorers):
+        assert e["width"] > 0, f"explorer {k} shows no image"
+        assert e["after"] != e["before"], f"explorer {k}: moving a slider changed nothing ({e})"
+        assert e["shown"] == "-1.64", f"explorer {k}: the slider shows {e['shown']!r}"
