@@ -74,8 +74,8 @@ test-portability: setup
 # Offline with only one dataset: every chapter and book/*.ipynb under nbval twice, once with
 # only Fashion-MNIST reachable and once with only MNIST, from the folder MNIST_DATA names (its
 # four .gz files, or an mnist/ subfolder). Quick mode, downloads off, an empty XDG cache.
-# The stored outputs are from Fashion-MNIST runs, so these passes prove "runs top to bottom
-# without error" with --nbval-lax (every cell still runs; any exception fails) rather than
+# The stored outputs are MNIST runs (make test compares them), so these passes prove "runs top
+# to bottom without error" on either dataset alone with --nbval-lax (every cell still runs; any exception fails) rather than
 # comparing outputs. Details in tools/test_one_dataset.sh.
 test-one-dataset: setup
 	MNIST_DATA="$(MNIST_DATA)" PYTHON=$(PYTHON) bash tools/test_one_dataset.sh

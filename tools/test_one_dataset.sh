@@ -13,7 +13,7 @@
 # empty XDG_CACHE_HOME (no cached dataset or checkpoint leaks in), and a check first that
 # exactly the intended dataset is reachable.
 #
-# The stored outputs come from Fashion-MNIST runs, so they are not compared: --nbval-lax still
+# The stored outputs are MNIST runs, compared by make test, not here: --nbval-lax still
 # executes every cell and fails on any exception, which is what these passes prove.
 set -euo pipefail
 cd "$(dirname "$0")/.."
