@@ -602,23 +602,7 @@ def test_display_math_fits_the_page(book, browser):
                           f"px): {too_wide}; break them over lines (aligned)")
 
 
-# Pages whose figures are known to be too wide, and why they are not redrawn yet. Strict:
-# once a page is fixed, its entry must go.
-# Redrawing a figure means re-executing its notebook, and since the recipes changed (f612796,
-# part of trained()'s cache key) that retrains every shared model of these pages.
-_RETRAIN = "re-executing it retrains the shared models (recipes changed since the last run)"
-WIDE_FIGURES_KNOWN = {
-    "notebooks/05_elbo.html": f"the toy-model ELBO figure (10 in wide); {_RETRAIN}",
-    "book/reproducing_sources.html": f"samples and test-loss curves; {_RETRAIN}",
-}
-
-
-def _figure_scale_params() -> list:
-    return [pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=WIDE_FIGURES_KNOWN[p]))
-            if p in WIDE_FIGURES_KNOWN else p for p in figure_pages()]
-
-
-@pytest.mark.parametrize("page", _figure_scale_params() or [pytest.param(
+@pytest.mark.parametrize("page", figure_pages() or [pytest.param(
     None, marks=pytest.mark.skip(reason="no page with figures yet"))])
 def test_figures_are_shown_at_a_readable_scale(browser, page):
     r = browser(page)
