@@ -143,3 +143,21 @@ def test_the_package_offers_pretrained_at_the_top(tmp_path):
     assert vae_course.pretrained is shipped.pretrained
     with pytest.raises(AttributeError, match="no attribute 'pretrianed'"):
         vae_course.pretrianed
+
+
+def test_the_readme_lists_exactly_the_shipped_models():
+    """The README's table of shipped weights is read by people choosing a model: it must name
+    every shipped model with the epochs, final test loss and training time the manifest records."""
+    import re
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `([\w-]+)` \| ([\w-]+) \| (\d+) \| ([\d.]+) \| (\d+) min \|$", readme, re.M)
+    listed = {f"{recipe}/{dataset}": (int(epochs), loss, int(minutes))
+              for recipe, dataset, epochs, loss, minutes in rows}
+    models = shipped.manifest()["models"]
+    assert set(listed) == set(models), "README.md's table of shipped weights and manifest.json differ"
+    for key, (epochs, loss, minutes) in listed.items():
+        entry = models[key]
+        decimals = len(loss.split(".")[1])
+        assert epochs == entry["epochs"], key
+        assert loss == f"{entry['final']['test_loss']:.{decimals}f}", key
+        assert minutes == round(entry["train_seconds"] / 60), key
