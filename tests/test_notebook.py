@@ -1,11 +1,12 @@
 """notebook.trained: train a recipe once, then load it from the cache (chapters 5-9 rely on it)."""
 import time
 
+import pytest
 import torch
 
 from conftest import another_process_holding
 from vae_course.checkpoints import run_lock
-from vae_course.notebook import checkpoint_cache_dir, real_or_quick, trained
+from vae_course.notebook import checkpoint_cache_dir, real_or_quick, repo_file, trained
 
 
 def test_trained_trains_once_then_loads_the_cached_checkpoint(tmp_path, monkeypatch, fashion_dir):
@@ -43,6 +44,28 @@ def test_real_or_quick_follows_quick_mode(monkeypatch):
     assert real_or_quick(30, 1) == 1
     monkeypatch.setenv("VAE_COURSE_QUICK", "0")
     assert real_or_quick(30, 1) == 30
+
+
+def test_repo_file_is_found_from_a_subfolder_of_the_repository(tmp_path, monkeypatch):
+    """A notebook runs in notebooks/ or book/; the benchmark results sit at the repository root."""
+    results = tmp_path / "benchmarks" / "results"
+    results.mkdir(parents=True)
+    (results / "book-runs.json").write_text("{}")
+    (tmp_path / "book" / "static").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "book" / "static")
+    assert repo_file("benchmarks/results/book-runs.json") == results / "book-runs.json"
+    assert repo_file("benchmarks/results") == results  # a folder too (the Performance page reads all of it)
+    monkeypatch.chdir(tmp_path)
+    assert repo_file("benchmarks/results/book-runs.json") == results / "book-runs.json"
+
+
+def test_repo_file_names_the_missing_file_and_what_writes_it(tmp_path, monkeypatch):
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    with pytest.raises(FileNotFoundError, match=r"benchmarks/results/book-runs\.json not found in "
+                       r".*notebooks or any folder above it: open this notebook in a clone of the "
+                       r"vae-course repository; tools/train_book_models\.py --summary writes it"):
+        repo_file("benchmarks/results/book-runs.json", "tools/train_book_models.py --summary")
 
 
 def _ship_mlp(folder, monkeypatch):

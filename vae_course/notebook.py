@@ -6,6 +6,7 @@
   settings, so later chapters reuse the models earlier chapters trained.
 - :func:`describe_run` prints what a notebook ran on (dataset, epochs, hardware), because
   every result in the book should say where it came from.
+- :func:`repo_file` finds a file of the repository (benchmark results) from a notebook.
 """
 from __future__ import annotations
 
@@ -27,6 +28,21 @@ def quick_mode() -> bool:
 def real_or_quick(full, quick):
     """``full`` normally, ``quick`` in quick mode (CI): ``epochs = real_or_quick(30, 1)``."""
     return quick if quick_mode() else full
+
+
+def repo_file(path: str, written_by: str = "") -> Path:
+    """``path`` (relative to the repository root) found from a notebook: in the current folder
+    or the nearest folder above it that has it, since Jupyter runs a notebook in its own
+    folder (``notebooks/`` or ``book/``).  ``written_by`` names what writes the file, for
+    the error when no folder has it (outside a clone of the repository, e.g. in Colab).
+    """
+    here = Path.cwd()
+    for folder in (here, *here.parents):
+        if (folder / path).exists():
+            return folder / path
+    hint = f"; {written_by} writes it" if written_by else ""
+    raise FileNotFoundError(f"{path} not found in {here} or any folder above it: open this notebook "
+                            f"in a clone of the vae-course repository{hint}")
 
 
 def checkpoint_cache_dir() -> Path:
