@@ -1,4 +1,5 @@
 """notebook.trained: train a recipe once, then load it from the cache (chapters 5-9 rely on it)."""
+import re
 import time
 
 import pytest
@@ -6,7 +7,7 @@ import torch
 
 from conftest import another_process_holding
 from vae_course.checkpoints import run_lock
-from vae_course.notebook import checkpoint_cache_dir, real_or_quick, repo_file, trained
+from vae_course.notebook import checkpoint_cache_dir, real_or_quick, repo_file, run_dir, trained
 
 
 def test_trained_trains_once_then_loads_the_cached_checkpoint(tmp_path, monkeypatch, fashion_dir):
@@ -18,6 +19,8 @@ def test_trained_trains_once_then_loads_the_cached_checkpoint(tmp_path, monkeypa
     assert len(history.epochs) == 1 and checkpoint_cache_dir() == tmp_path
     folders = list(tmp_path.iterdir())
     assert len(folders) == 1 and (folders[0] / "checkpoint.pt").is_file()
+    # where the tools that train and export the book's models look for it
+    assert folders[0] == run_dir("pytorch-mlp", "fashion-mnist", epochs=1, subset=256)
     again, history_again = trained("pytorch-mlp", dataset="fashion-mnist", epochs=1, subset=256,
                                    device="cpu", progress=False)
     assert history_again.to_dict() == history.to_dict()  # loaded, not retrained
@@ -37,6 +40,15 @@ def test_a_second_notebook_asking_for_the_same_model_waits_its_turn(tmp_path, mo
     assert time.perf_counter() - start > 0.5 and len(history.epochs) == 1  # waited, then loaded
     with run_lock(folder):
         pass
+
+
+def test_run_dir_defaults_to_the_recipe_as_written(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAE_COURSE_CHECKPOINTS", str(tmp_path))
+    monkeypatch.delenv("VAE_COURSE_QUICK", raising=False)
+    folder = run_dir("pytorch-mlp", "mnist")
+    assert folder.parent == tmp_path and re.fullmatch(r"pytorch-mlp-mnist-e100-s0-[0-9a-f]{8}", folder.name)
+    assert run_dir("pytorch-mlp", "mnist", seed=1).name.startswith("pytorch-mlp-mnist-e100-s1-")
+    assert run_dir("pytorch-mlp", "mnist", overrides={"beta": 4.0}) != folder
 
 
 def test_real_or_quick_follows_quick_mode(monkeypatch):

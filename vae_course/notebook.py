@@ -70,6 +70,16 @@ def run_key(recipe, dataset: str, epochs: int, subset: int | None, seed: int,
     return f"{spec.name}-{dataset}-e{epochs}{subset_part}-s{seed}-{digest}{quick_part}"
 
 
+def run_dir(recipe, dataset: str, epochs: int | None = None, subset: int | None = None,
+            seed: int = 0, overrides: dict | None = None) -> Path:
+    """The checkpoint-cache folder of one training configuration (``epochs``: the recipe's by
+    default): where :func:`trained` keeps it, and where ``tools/train_book_models.py`` and
+    ``tools/export_pretrained.py`` find the book's runs."""
+    from .recipes import get_recipe
+    epochs = get_recipe(recipe).epochs if epochs is None else epochs
+    return checkpoint_cache_dir() / run_key(recipe, dataset, epochs, subset, seed, overrides or {})
+
+
 def trained(recipe: str, *, dataset: str | None = None, epochs: int | None = None,
             subset: int | None = None, seed: int = 0, device: str = "auto",
             progress: bool = True, callbacks=(), retrain: bool = False, **overrides):
@@ -102,7 +112,7 @@ def trained(recipe: str, *, dataset: str | None = None, epochs: int | None = Non
                 shipped_history(spec.name, dataset))
     if quick_mode():
         epochs, subset = 1, min(subset or 2000, 2000)
-    out = checkpoint_cache_dir() / run_key(spec, dataset, epochs, subset, seed, overrides)
+    out = run_dir(spec, dataset, epochs, subset, seed, overrides)
     checkpoint = out / "checkpoint.pt"
     dev = pick_device(device)
     out.mkdir(parents=True, exist_ok=True)
