@@ -1,4 +1,5 @@
 """notebook.trained: train a recipe once, then load it from the cache (chapters 5-9 rely on it)."""
+import json
 import re
 import time
 
@@ -107,19 +108,42 @@ def test_trained_takes_the_recipe_as_written_from_the_shipped_weights(tmp_path, 
     assert history.epochs == [{"epoch": 1, "train_loss": 1.0, "test_loss": 0.5, "seconds": 2.0}]
     assert not (tmp_path / "cache").exists()  # nothing was trained or cached
     # anything else than the recipe as written, or a request to retrain, is trained instead
-    from vae_course.notebook import _shipped
-    assert _shipped("pytorch-mlp", "fashion-mnist", 100, None, 0, {}, False) is True
-    assert _shipped("pytorch-mlp", "mnist", 100, None, 0, {}, False) is False          # not shipped
-    assert _shipped("pytorch-mlp", "fashion-mnist", 3, None, 0, {}, False) is False    # shorter
-    assert _shipped("pytorch-mlp", "fashion-mnist", 100, None, 1, {}, False) is False  # other seed
-    assert _shipped("pytorch-mlp", "fashion-mnist", 100, None, 0, {"beta": 1.0}, False) is False
-    assert _shipped("pytorch-mlp", "fashion-mnist", 100, 500, 0, {}, False) is False
-    assert _shipped("pytorch-mlp", "fashion-mnist", 100, None, 0, {}, True) is False   # retrain=True
+    from vae_course.notebook import _shipped_entry as entry
+    assert entry("pytorch-mlp", "fashion-mnist", 100, None, 0, {}, False)["file"] == "m.pt"
+    assert entry("pytorch-mlp", "mnist", 100, None, 0, {}, False) is None          # not shipped
+    assert entry("pytorch-mlp", "fashion-mnist", 3, None, 0, {}, False) is None    # shorter
+    assert entry("pytorch-mlp", "fashion-mnist", 100, None, 1, {}, False) is None  # other seed
+    assert entry("pytorch-mlp", "fashion-mnist", 100, None, 0, {"beta": 1.0}, False) is None
+    assert entry("pytorch-mlp", "fashion-mnist", 100, 500, 0, {}, False) is None
+    assert entry("pytorch-mlp", "fashion-mnist", 100, None, 0, {}, True) is None   # retrain=True
     monkeypatch.setenv("VAE_COURSE_RETRAIN", "1")
-    assert _shipped("pytorch-mlp", "fashion-mnist", 100, None, 0, {}, False) is False
+    assert entry("pytorch-mlp", "fashion-mnist", 100, None, 0, {}, False) is None
     monkeypatch.delenv("VAE_COURSE_RETRAIN")
     monkeypatch.setenv("VAE_COURSE_QUICK", "1")  # quick mode (CI) serves the real weights too
-    assert _shipped("pytorch-mlp", "fashion-mnist", 100, None, 0, {}, False) is True
+    assert entry("pytorch-mlp", "fashion-mnist", 100, None, 0, {}, False) is not None
+
+
+def test_trained_reads_the_manifest_once_and_still_checks_the_shipped_files(tmp_path, monkeypatch):
+    from vae_course import pretrained_models
+    monkeypatch.delenv("VAE_COURSE_QUICK", raising=False)
+    monkeypatch.delenv("VAE_COURSE_RETRAIN", raising=False)
+    _ship_mlp(tmp_path, monkeypatch)
+    (tmp_path / "m.losses.json").write_text('{"iteration_loss": [2.0, 1.0]}')
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    manifest["models"]["pytorch-mlp/fashion-mnist"].update(
+        losses_file="m.losses.json", losses_sha256=pretrained_models.sha256(tmp_path / "m.losses.json"))
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    reads = []
+    read_manifest = pretrained_models.manifest
+    monkeypatch.setattr(pretrained_models, "manifest", lambda *a: reads.append(a) or read_manifest(*a))
+    _, history = trained("pytorch-mlp", dataset="fashion-mnist", device="cpu", progress=False)
+    assert len(reads) == 1 and history.iteration_loss == [2.0, 1.0]
+    for damaged in ("m.losses.json", "m.pt"):  # each file is checked against its SHA-256 all the same
+        data = bytearray((tmp_path / damaged).read_bytes())
+        data[-3] ^= 1
+        (tmp_path / damaged).write_bytes(bytes(data))
+        with pytest.raises(pretrained_models.PretrainedError, match=rf"{damaged} does not match its checksum"):
+            trained("pytorch-mlp", dataset="fashion-mnist", device="cpu", progress=False)
 
 
 def test_describe_model_says_whether_the_model_is_the_shipped_one(tmp_path, monkeypatch):

@@ -105,11 +105,10 @@ def trained(recipe: str, *, dataset: str | None = None, epochs: int | None = Non
     spec = get_recipe(recipe)
     dataset = dataset_name(dataset)
     epochs = epochs or spec.epochs
-    shipped = _shipped(spec.name, dataset, epochs, subset, seed, overrides, retrain)
-    if shipped:
-        from .pretrained_models import pretrained, shipped_history
-        return (pretrained(spec.name, dataset, device=pick_device(device)),
-                shipped_history(spec.name, dataset))
+    entry = _shipped_entry(spec.name, dataset, epochs, subset, seed, overrides, retrain)
+    if entry is not None:  # one read of the manifest; each file is still checked against its SHA-256
+        from .pretrained_models import history_from, model_from
+        return model_from(entry, device=pick_device(device)), history_from(entry)
     if quick_mode():
         epochs, subset = 1, min(subset or 2000, 2000)
     out = run_dir(spec, dataset, epochs, subset, seed, overrides)
@@ -127,17 +126,18 @@ def trained(recipe: str, *, dataset: str | None = None, epochs: int | None = Non
                             callbacks=callbacks, **overrides)
 
 
-def _shipped(recipe: str, dataset: str, epochs: int, subset, seed: int, overrides: dict,
-             retrain: bool) -> bool:
-    """True when ``trained`` asks for exactly what ships (and retraining was not asked for)."""
+def _shipped_entry(recipe: str, dataset: str, epochs: int, subset, seed: int, overrides: dict,
+                   retrain: bool) -> dict | None:
+    """The manifest entry of the shipped model when ``trained`` asks for exactly what ships
+    (and retraining was not asked for), else None."""
     from .pretrained_models import manifest
     from .recipes import get_recipe
 
     if retrain or os.environ.get("VAE_COURSE_RETRAIN", "") not in ("", "0"):
-        return False
+        return None
     if overrides or subset is not None or seed != 0 or epochs != get_recipe(recipe).epochs:
-        return False
-    return f"{recipe}/{dataset}" in manifest()["models"]
+        return None
+    return manifest()["models"].get(f"{recipe}/{dataset}")
 
 
 def describe_run(dataset: str | None = None, **settings) -> None:
