@@ -25,7 +25,8 @@ One module per idea of the course, in the order the book teaches them:
 - ``devices``      choosing the device, and what is fast and correct there (bf16, compile)
 - ``tolerances``   how closely numbers from different machines must agree
 - ``doctor``       ``vae-course doctor``: checks the course computes right on your device
-- ``exercises``    the automatic checks of the chapters' exercises
+- ``exercises``    the automatic checks of the chapters' exercises, chapter by chapter
+- ``grading``      how a check runs the learner's function, compares values and reports PASS/FAIL
 - ``notebook``     helpers the chapters share: quick mode, cached trainings, run facts
 - ``cli``          the ``vae-course`` command (train, evaluate, diagnose, generate, data, doctor)
 
