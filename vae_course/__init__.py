@@ -28,7 +28,8 @@ One module per idea of the course, in the order the book teaches them:
 - ``exercises``    the automatic checks of the chapters' exercises, chapter by chapter
 - ``grading``      how a check runs the learner's function, compares values and reports PASS/FAIL
 - ``notebook``     helpers the chapters share: quick mode, cached trainings, run facts
-- ``cli``          the ``vae-course`` command (train, evaluate, diagnose, generate, data, doctor)
+- ``cli``          the ``vae-course`` command line: its arguments and how it reports errors
+- ``cli_commands`` what each subcommand does (train, evaluate, diagnose, generate, data, doctor)
 
 Three ways to train, from the most explicit to the most convenient: ``train.fit(model, x,
 ...)`` trains a model you built with settings you pass; ``train.train_recipe(name)`` builds a
