@@ -11,7 +11,8 @@ One module per idea of the course, in the order the book teaches them:
 - ``losses``       KL divergences, reconstruction terms and the ELBO (chapter 5)
 - ``train``        the training loop: ``train_one_epoch``, ``fit`` and ``train_recipe`` (chapter 6)
 - ``history``      what a run records: ``History``, what callbacks see, the NaN error
-- ``checkpoints``  saving, loading and resuming runs
+- ``checkpoints``  saving and loading runs, safely
+- ``resume``       continuing an interrupted run exactly where it stopped
 - ``evaluate``     test ELBO, reconstruction errors, IWAE likelihood (chapters 7, 9)
 - ``diagnostics``  posterior collapse: per-dimension KL, active units, I(x; z), rate/distortion (chapter 10)
 - ``reference``    what a fully trained recipe should reach: test loss, active units, KL ranges
