@@ -426,7 +426,8 @@ def test_a_cuda_checkpoint_resumes_on_the_cpu_with_the_cpu_update_rule(tmp_path,
 
 
 def test_load_optimizer_state_keeps_this_devices_update_rule():
-    from vae_course.train import load_optimizer_state, make_optimizer
+    from vae_course.resume import load_optimizer_state
+    from vae_course.train import make_optimizer
     params = [torch.nn.Parameter(torch.ones(3))]
     source = torch.optim.Adam(params, lr=1e-3, fused=True)
     params[0].grad = torch.ones(3)

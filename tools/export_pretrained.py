@@ -33,7 +33,7 @@ LIMIT_BYTES = 10 * 1024 * 1024  # the issue's budget for all shipped weights tog
 def export(recipe: str, dataset: str, folder: Path, note: str = "") -> dict | None:
     """Save one model's weights; return its manifest entry (None if its run is not complete)."""
     spec = get_recipe(recipe)
-    run = notebook.checkpoint_cache_dir() / notebook.run_key(spec, dataset, spec.epochs, None, 0, {})
+    run = notebook.run_dir(spec, dataset)
     path = run / "checkpoint.pt"
     if not path.exists():
         print(f"skip {recipe}/{dataset}: no run at {run}", file=sys.stderr)

@@ -76,22 +76,18 @@ class ReconstructionFrames:
         np.save(self.folder / f"epoch-{state.epoch:02d}.npy", np.round(tile(images, ncols=4) * 255).astype(np.uint8))
 
 
-def run_folder(recipe: str, dataset: str, seed: int, overrides: dict) -> Path:
-    return notebook.checkpoint_cache_dir() / notebook.run_key(recipe, dataset, get_recipe(recipe).epochs,
-                                                              None, seed, overrides)
-
-
 def train(recipe: str, dataset: str, seed: int, overrides: dict) -> None:
+    folder = notebook.run_dir(recipe, dataset, seed=seed, overrides=overrides)  # where trained() keeps it
     callbacks = []
     if recipe == "tf-cvae":
         test_x, _ = data.load_tensors(dataset, "test")
         images = data.binarized(test_x[:16], get_recipe(recipe).binarize)
-        callbacks.append(ReconstructionFrames(images, run_folder(recipe, dataset, seed, overrides) / "frames"))
+        callbacks.append(ReconstructionFrames(images, folder / "frames"))
     start = time.perf_counter()
     _, history = notebook.trained(recipe, dataset=dataset, seed=seed, progress=False,
                                   callbacks=callbacks, **overrides)
     last = history.epochs[-1]
-    facts = run_folder(recipe, dataset, seed, overrides) / "run.json"
+    facts = folder / "run.json"
     if not facts.exists():  # where it was trained, for the manifest of the shipped weights
         facts.write_text(json.dumps({"hardware": describe_hardware(), "torch": torch.__version__,
                                      "vae_course": vae_course.__version__}, indent=1) + "\n")
@@ -108,7 +104,7 @@ def summarize(path: Path = SUMMARY) -> dict:
     from vae_course.checkpoints import load_checkpoint
     runs = []
     for recipe, dataset, seed, overrides in RUNS:
-        folder = run_folder(recipe, dataset, seed, overrides)
+        folder = notebook.run_dir(recipe, dataset, seed=seed, overrides=overrides)
         if not (folder / "checkpoint.pt").exists():
             continue
         history = load_checkpoint(folder / "checkpoint.pt")["history"]

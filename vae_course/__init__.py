@@ -11,7 +11,8 @@ One module per idea of the course, in the order the book teaches them:
 - ``losses``       KL divergences, reconstruction terms and the ELBO (chapter 5)
 - ``train``        the training loop: ``train_one_epoch``, ``fit`` and ``train_recipe`` (chapter 6)
 - ``history``      what a run records: ``History``, what callbacks see, the NaN error
-- ``checkpoints``  saving, loading and resuming runs
+- ``checkpoints``  saving and loading runs, safely
+- ``resume``       continuing an interrupted run exactly where it stopped
 - ``evaluate``     test ELBO, reconstruction errors, IWAE likelihood (chapters 7, 9)
 - ``diagnostics``  posterior collapse: per-dimension KL, active units, I(x; z), rate/distortion (chapter 10)
 - ``reference``    what a fully trained recipe should reach: test loss, active units, KL ranges
@@ -25,9 +26,11 @@ One module per idea of the course, in the order the book teaches them:
 - ``devices``      choosing the device, and what is fast and correct there (bf16, compile)
 - ``tolerances``   how closely numbers from different machines must agree
 - ``doctor``       ``vae-course doctor``: checks the course computes right on your device
-- ``exercises``    the automatic checks of the chapters' exercises
+- ``exercises``    the automatic checks of the chapters' exercises, chapter by chapter
+- ``grading``      how a check runs the learner's function, compares values and reports PASS/FAIL
 - ``notebook``     helpers the chapters share: quick mode, cached trainings, run facts
-- ``cli``          the ``vae-course`` command (train, evaluate, diagnose, generate, data, doctor)
+- ``cli``          the ``vae-course`` command line: its arguments and how it reports errors
+- ``cli_commands`` what each subcommand does (train, evaluate, diagnose, generate, data, doctor)
 
 Three ways to train, from the most explicit to the most convenient: ``train.fit(model, x,
 ...)`` trains a model you built with settings you pass; ``train.train_recipe(name)`` builds a

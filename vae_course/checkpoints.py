@@ -301,11 +301,3 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
         raise CheckpointError(f"checkpoint {path}: its weights do not fit the model its config "
                               f"describes ({summary(model_config)}): {first}") from None
     return model.to(pick_device(device)).eval(), ckpt
-
-
-def require_resumable(ckpt: dict, path: str | os.PathLike) -> None:
-    """A checkpoint to continue training from must hold the optimizer and the random state."""
-    missing = [name for name in ("optimizer", "rng") if not ckpt.get(name)]
-    if missing:
-        raise CheckpointError(f"cannot resume from {path}: it holds no {' or '.join(missing)} state "
-                              f"(it was saved for inference only); train anew into another folder")

@@ -70,7 +70,7 @@ def _arrow(ax: Axes, start: Text, end: Text, colour: str = FORWARD, label: str =
 
 def _elbow(ax: Axes, start: Text, end: Text, via_y: float, colour: str = FORWARD):
     """An arrow that leaves ``start`` downwards, runs along ``via_y`` and enters ``end``."""
-    (x0, y0), (x1, _) = start.get_position(), end.get_position()
+    x0 = start.get_position()[0]
     ax.annotate("", xy=end.get_position(), xytext=(x0, via_y),
                 arrowprops=dict(arrowstyle="-|>", color=colour, lw=1.3,
                                 patchB=end.get_bbox_patch(), shrinkA=0, shrinkB=2))

@@ -13,152 +13,21 @@ does (a float32 array, a Python float, a tensor), and says what to change. Its c
 chosen so that no known wrong formula agrees with the right one on all of them, and each
 known slip (a table of wrong formulas per check) gets its own hint.
 
-(The longest module of the package: every check carries its cases and its table of known
-mistakes, and a crash is traced back to the learner's own line, not into torch.)
+How a check runs, compares and reports (the machinery every check shares) is in
+:mod:`vae_course.grading`; this module holds the checks themselves, chapter by chapter, each
+with its cases and its table of known mistakes.
 """
 from __future__ import annotations
 
 import math
 import numbers
-import os
 import struct
-import sysconfig
-import traceback
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from .rng import preserved_rng
-from .tolerances import ONE_PASS_RTOL
-
-
-class _Fail(Exception):
-    """A failed expectation, with the hint to show."""
-
-
-class _Crash(Exception):
-    """The learner's function raised; the exception it raised is ``__cause__``."""
-
-
-def _run_check(name: str, body: Callable[[], str]) -> bool:
-    try:
-        with preserved_rng():  # every generator (CPU, GPUs, Python, NumPy) stays the learner's
-            detail = body()
-    except NotImplementedError:
-        print(f"FAIL {name}: not done yet - replace `raise NotImplementedError` with your code.")
-        return False
-    except _Fail as fail:
-        print(f"FAIL {name}: {fail}")
-        return False
-    except _Crash as crash:
-        print(f"FAIL {name}: {_crash_report(crash.__cause__)}")
-        return False
-    except Exception as exc:  # raised by the check itself, choking on what the function returned
-        print(f"FAIL {name}: your function returned something the check cannot use "
-              f"({type(exc).__name__}: {exc}); compare its return type and shape with the exercise")
-        return False
-    print(f"PASS {name}: {detail}")
-    return True
-
-
-def _call(fn: Callable, *args):
-    """Run the learner's function. A crash becomes ``_Crash``, so that the report blames the
-    learner's line and not the check; ``None`` (a forgotten ``return``) gets its own hint."""
-    try:
-        result = fn(*args)
-    except NotImplementedError:
-        raise
-    except Exception as exc:
-        raise _Crash() from exc
-    if result is None:
-        raise _Fail("your function returned None - did you forget `return`?")
-    return result
-
-
-# Code the learner did not write: this package (an editable install too), torch, NumPy, the
-# standard library and anything installed (site-packages, or Colab's dist-packages).
-_LIBRARIES = tuple(os.path.dirname(os.path.abspath(path)) + os.sep
-                   for path in (__file__, torch.__file__, np.__file__)) \
-    + (os.path.abspath(sysconfig.get_paths()["stdlib"]) + os.sep,)
-
-
-def _is_library(filename: str) -> bool:
-    parts = Path(filename).parts
-    return ("site-packages" in parts or "dist-packages" in parts
-            or os.path.abspath(filename).startswith(_LIBRARIES))
-
-
-def _source_name(filename: str) -> str:
-    """A notebook cell runs from a temporary file; IPython knows it as In[n], as the learner does."""
-    try:
-        from IPython import get_ipython
-        label = get_ipython().compile.format_code_name(filename)
-    except (ImportError, AttributeError):  # no IPython, not in IPython, or an old IPython
-        label = None
-    return f"cell {label[1]}" if label else filename
-
-
-def _crash_report(exc: BaseException) -> str:
-    """The exception and the learner's own line where it happened: the innermost frame of
-    their code, not a line of this package or of torch that their call ended up in."""
-    lines = str(exc).strip().splitlines()
-    report = f"your function raised {type(exc).__name__}" + (f": {lines[0]}" if lines else "")
-    mine = [f for f in traceback.extract_tb(exc.__traceback__) if not _is_library(f.filename)]
-    if mine:
-        where = f"line {mine[-1].lineno} of {_source_name(mine[-1].filename)}"
-        report += f" ({where}: {mine[-1].line})" if mine[-1].line else f" ({where})"
-    if "must match the size of tensor" in str(exc):  # torch's broadcasting error
-        report += "; shapes do not line up: a max or sum taken to broadcast back needs keepdim=True"
-    return report
-
-
-def _expect(condition: bool, hint: str) -> None:
-    if not condition:
-        raise _Fail(hint)
-
-
-def _numbers(value) -> np.ndarray:
-    """Values as a float64 NumPy array, however they were built: a tensor of any dtype on any
-    device, a NumPy array, a list. Checks compare values, not dtypes (torch.allclose refuses
-    float64 against float32, and a float64 answer is a right answer)."""
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().double().numpy()
-    try:
-        return np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise _Fail(f"your function should return numbers, got {type(value).__name__}") from None
-
-
-def _close(got, want, rtol: float = ONE_PASS_RTOL) -> bool:
-    """Equal up to float32 rounding, the course's rule 2 (:mod:`vae_course.tolerances`):
-    ``|got - want| <= rtol * (|want| + max|want|)``, plus 1e-6 for values that are exactly 0.
-    Shapes must agree; an infinity matches only the same infinity, NaN nothing."""
-    a, b = _numbers(got), _numbers(want)
-    scale = np.abs(b[np.isfinite(b)]).max(initial=0.0)
-    return a.shape == b.shape and bool(np.allclose(a, b, rtol=rtol, atol=rtol * scale + 1e-6))
-
-
-def _diagnose(got, slips, *args) -> str | None:
-    """The hint of the first known wrong formula that reproduces the learner's result: a FAIL
-    that names the slip teaches more than "values differ"."""
-    for slip, hint in slips:
-        try:
-            if _close(got, slip(*args)):
-                return hint
-        except RuntimeError:  # this slip cannot even run on these inputs (shapes that do not broadcast)
-            pass
-    return None
-
-
-def _tensor(value, what: str) -> torch.Tensor:
-    """Where the exercise asks for a tensor (torch code uses it next), say how to get one.
-    Returns it on the CPU, autograd intact, so a GPU answer compares with CPU references."""
-    if isinstance(value, np.ndarray):
-        raise _Fail(f"return {what} as a torch tensor, not a NumPy array: torch.as_tensor(...)")
-    _expect(isinstance(value, torch.Tensor), f"return {what} as a torch tensor, got {type(value).__name__}")
-    return value.cpu()
+from .grading import Fail, as_array, call, close, expect, expect_tensor, known_slip, run_check
 
 
 # --- chapter 1: the data ----------------------------------------------------------------------
@@ -168,18 +37,18 @@ def check_class_counts(fn: Callable[[np.ndarray], np.ndarray]) -> None:
     Any container of whole numbers will do (array, list, tensor): the exercise asks for counts."""
     def body():
         labels = np.array([3, 1, 3, 0, 7, 7, 7, 3], dtype=np.uint8)  # no 8 or 9: minlength matters
-        got, want = _numbers(_call(fn, labels.copy())), np.bincount(labels, minlength=10)
-        _expect(got.shape != (len(np.unique(labels)),), "np.unique leaves out the classes with no "
+        got, want = as_array(call(fn, labels.copy())), np.bincount(labels, minlength=10)
+        expect(got.shape != (len(np.unique(labels)),), "np.unique leaves out the classes with no "
                 "images, so counts[k] ends up under the wrong class; np.bincount(labels, minlength=10)")
-        _expect(got.shape != (labels.max() + 1,), "np.bincount stops at the largest label present "
+        expect(got.shape != (labels.max() + 1,), "np.bincount stops at the largest label present "
                 "(7 here): pass minlength=10 so that classes 8 and 9 get their 0")
-        _expect(got.shape == (10,), f"expected 10 counts (one per class), got shape {got.shape}")
-        _expect(not np.isclose(got.sum(), 1), "these are fractions: return how many labels equal "
+        expect(got.shape == (10,), f"expected 10 counts (one per class), got shape {got.shape}")
+        expect(not np.isclose(got.sum(), 1), "these are fractions: return how many labels equal "
                 "each class, not their share")
-        _expect(np.array_equal(got, want), f"counts {got.tolist()} are wrong for labels "
+        expect(np.array_equal(got, want), f"counts {got.tolist()} are wrong for labels "
                 f"{labels.tolist()}: counts[k] must be the number of labels equal to k")
         return "counts every class, including empty ones"
-    _run_check("class_counts", body)
+    run_check("class_counts", body)
 
 
 # --- chapter 2: IDX ---------------------------------------------------------------------------
@@ -209,22 +78,22 @@ def check_parse_idx_header(fn: Callable[[bytes], tuple]) -> None:
         cases = [((0x08, (10000, 28, 28)), 2051), ((0x08, (60000,)), 2049), ((0x0D, (3, 4)), 3330)]
         for (code, shape), magic in cases:
             data = _idx_header(code, shape) + b"\x00" * 8
-            got = _call(fn, data)
-            _expect(isinstance(got, tuple) and len(got) == 2,
+            got = call(fn, data)
+            expect(isinstance(got, tuple) and len(got) == 2,
                     f"return a tuple (magic, sizes), got {type(got).__name__}: `return magic, sizes`")
             hint = _magic_hint(got[0], data, magic)
-            _expect(hint is None, hint)
-            _expect(isinstance(got[1], (list, tuple, np.ndarray)),
+            expect(hint is None, hint)
+            expect(isinstance(got[1], (list, tuple, np.ndarray)),
                     f"sizes should be a list of ints, got {type(got[1]).__name__}")
             sizes = [int(s) for s in got[1]]
-            _expect(len(sizes) == len(shape), f"{len(shape)} sizes expected, got {len(sizes)}: "
+            expect(len(sizes) == len(shape), f"{len(shape)} sizes expected, got {len(sizes)}: "
                     "do not assume three dimensions, the number of sizes is data[3]")
-            _expect(sizes != list(struct.unpack(f"<{len(shape)}I", data[4:4 + 4 * len(shape)])),
+            expect(sizes != list(struct.unpack(f"<{len(shape)}I", data[4:4 + 4 * len(shape)])),
                     "the sizes came out byte-swapped: read them big-endian, '>I'")
-            _expect(sizes == list(shape), f"sizes should be {list(shape)}, got {sizes}; each is a "
+            expect(sizes == list(shape), f"sizes should be {list(shape)}, got {sizes}; each is a "
                     "big-endian int32, starting at byte 4")
         return "image, label and float headers parsed, big-endian"
-    _run_check("parse_idx_header", body)
+    run_check("parse_idx_header", body)
 
 
 def check_read_images(fn: Callable[[bytes], np.ndarray]) -> None:
@@ -234,24 +103,24 @@ def check_read_images(fn: Callable[[bytes], np.ndarray]) -> None:
         pixels = rng.integers(0, 256, size=(3, 4, 5), dtype=np.uint8)
         pixels[0, 0, :2] = 0, 255  # both ends of the range, so that 255 must become exactly 1
         data = _idx_header(0x08, pixels.shape) + pixels.tobytes()
-        got = _call(fn, data)
-        _expect(hasattr(got, "dtype"), f"return a float32 NumPy array, got {type(got).__name__}")
-        values = _numbers(got)
-        _expect(values.shape == pixels.shape, f"shape should be {pixels.shape} (N, rows, cols), got {values.shape}")
-        _expect(not _close(values, pixels), "values are still 0..255: divide by 255 to scale them to [0, 1]")
-        _expect(not _close(values, pixels / 256), "divide by 255, the largest pixel value, not by "
+        got = call(fn, data)
+        expect(hasattr(got, "dtype"), f"return a float32 NumPy array, got {type(got).__name__}")
+        values = as_array(got)
+        expect(values.shape == pixels.shape, f"shape should be {pixels.shape} (N, rows, cols), got {values.shape}")
+        expect(not close(values, pixels), "values are still 0..255: divide by 255 to scale them to [0, 1]")
+        expect(not close(values, pixels / 256), "divide by 255, the largest pixel value, not by "
                 "256: a white pixel (255) must become exactly 1.0")
-        _expect(not _close(values, pixels.reshape(3, 5, 4).transpose(0, 2, 1) / 255),
+        expect(not close(values, pixels.reshape(3, 5, 4).transpose(0, 2, 1) / 255),
                 "rows and columns are swapped: IDX stores each image row by row (C order), which is "
                 "what reshape(n, rows, cols) gives in numpy; MATLAB needs a permute, Python does not")
-        _expect(_close(values, pixels / 255), "pixel values do not match the payload / 255; "
+        expect(close(values, pixels / 255), "pixel values do not match the payload / 255; "
                 "the payload starts right after the header (4 + 4*ndim bytes)")
         dtype = str(got.dtype).removeprefix("torch.")
-        _expect(dtype == "float32", f"the values are right but the dtype is {dtype}; the exercise "
+        expect(dtype == "float32", f"the values are right but the dtype is {dtype}; the exercise "
                 "asks for float32 (what the model takes, half the memory of float64): "
                 ".astype(np.float32) before dividing by 255")
         return "payload read after the header, reshaped row-major and scaled to [0, 1]"
-    _run_check("read_images", body)
+    run_check("read_images", body)
 
 
 # --- chapter 3: shapes ------------------------------------------------------------------------
@@ -260,12 +129,12 @@ def _sizes(fn: Callable, cases: list[tuple]) -> list[int]:
     """The learner's output sizes for every case; a size is a whole number, so a Python int."""
     sizes = []
     for args in cases:
-        got = _call(fn, *args)
+        got = call(fn, *args)
         if isinstance(got, float) and got.is_integer():
-            raise _Fail(f"return an int, got the float {got}: use floor division // (not /) or int(...)")
-        _expect(not isinstance(got, float), f"for {args} got {got}, not a whole number: round "
+            raise Fail(f"return an int, got the float {got}: use floor division // (not /) or int(...)")
+        expect(not isinstance(got, float), f"for {args} got {got}, not a whole number: round "
                 "down with floor division //")
-        _expect(isinstance(got, numbers.Integral) and not isinstance(got, bool),
+        expect(isinstance(got, numbers.Integral) and not isinstance(got, bool),
                 f"return a Python int, got {type(got).__name__}: int(...) converts it")
         sizes.append(int(got))
     return sizes
@@ -278,7 +147,7 @@ def _check_sizes(fn: Callable, cases: list[tuple], formula: Callable, slips: lis
     if bad:
         hint = next((h for slip, h in slips if got == [slip(*args) for args in cases]), None)
         args, g, want = bad[0]
-        raise _Fail(hint or f"for {args} expected {want}, got {g}; the formula is {name}")
+        raise Fail(hint or f"for {args} expected {want}, got {g}; the formula is {name}")
 
 
 def check_conv_output_size(fn: Callable[[int, int, int, int], int]) -> None:
@@ -296,7 +165,7 @@ def check_conv_output_size(fn: Callable[[int, int, int, int], int]) -> None:
                      "floor((size + 2*padding - kernel) / stride) + 1")
         # short enough for the book's output column: a longer line wrapped there ("28 ->" / "14")
         return "'same': 28 -> 14 -> 7; 'valid': 28 -> 13 -> 6"
-    _run_check("conv_output_size", body)
+    run_check("conv_output_size", body)
 
 
 def check_transposed_conv_output_size(fn: Callable[[int, int, int, int, int], int]) -> None:
@@ -320,7 +189,7 @@ def check_transposed_conv_output_size(fn: Callable[[int, int, int, int, int], in
         _check_sizes(fn, cases, lambda n, k, s, p, op: (n - 1) * s - 2 * p + k + op, slips,
                      "(size - 1)*stride - 2*padding + kernel + output_padding")
         return "7 -> 14 -> 28 (MATLAB's 'same' cropping) and 1 -> 7 (R2019b's first layer)"
-    _run_check("transposed_conv_output_size", body)
+    run_check("transposed_conv_output_size", body)
 
 
 # --- chapter 4: sampling ----------------------------------------------------------------------
@@ -332,31 +201,31 @@ def check_reparameterize(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor
         np.random.seed(0)  # NumPy-built noise is reproducible too (preserved_rng restores both)
         mu = torch.tensor([[1.0, -2.0]]).repeat(20000, 1).requires_grad_()
         logvar = torch.tensor([[0.0, math.log(4.0)]]).repeat(20000, 1).requires_grad_()
-        z = _call(fn, mu, logvar)
-        _expect(not isinstance(z, tuple), "return only z, not a tuple (like the sampling layer's z, mu, logvar)")
-        z = _tensor(z, "z")
-        _expect(z.shape == mu.shape, f"z must be shaped like mu {tuple(mu.shape)}, got {tuple(z.shape)}")
-        _expect(z.requires_grad, "z does not depend on mu/logvar in the autograd graph: build it as "
+        z = call(fn, mu, logvar)
+        expect(not isinstance(z, tuple), "return only z, not a tuple (like the sampling layer's z, mu, logvar)")
+        z = expect_tensor(z, "z")
+        expect(z.shape == mu.shape, f"z must be shaped like mu {tuple(mu.shape)}, got {tuple(z.shape)}")
+        expect(z.requires_grad, "z does not depend on mu/logvar in the autograd graph: build it as "
                 "mu + sigma * eps with eps = torch.randn_like(mu), don't sample with .sample() or .detach()")
-        values = _numbers(z)
+        values = as_array(z)
         mean, std = values.mean(0), values.std(0, ddof=1)
-        _expect(not np.allclose(std, 0), "every row got the same z: draw eps with mu's full shape, "
+        expect(not np.allclose(std, 0), "every row got the same z: draw eps with mu's full shape, "
                 "torch.randn_like(mu), so that each row gets its own noise")
-        _expect(not np.allclose(mean, [1.5, -1.0], atol=0.05), "eps must be standard normal: "
+        expect(not np.allclose(mean, [1.5, -1.0], atol=0.05), "eps must be standard normal: "
                 "torch.randn_like (normal), not torch.rand_like (uniform on [0, 1))")
-        _expect(np.allclose(mean, [1.0, -2.0], atol=0.05), f"sample mean {mean.round(3).tolist()} "
+        expect(np.allclose(mean, [1.0, -2.0], atol=0.05), f"sample mean {mean.round(3).tolist()} "
                 "should be close to mu [1, -2]")
-        _expect(not np.allclose(std, [1.0, 4.0], atol=0.1), "the spread is exp(logvar), i.e. the "
+        expect(not np.allclose(std, [1.0, 4.0], atol=0.1), "the spread is exp(logvar), i.e. the "
                 "variance; the standard deviation is exp(0.5*logvar)")
-        _expect(np.allclose(std, [1.0, 2.0], atol=0.05),
+        expect(np.allclose(std, [1.0, 2.0], atol=0.05),
                 f"sample std {std.round(3).tolist()} should be exp(0.5*logvar) = [1, 2]")
         z.sum().backward()
         for name, param in (("mu", mu), ("logvar", logvar)):
-            _expect(param.grad is not None and bool(param.grad.abs().sum() > 0),
+            expect(param.grad is not None and bool(param.grad.abs().sum() > 0),
                     f"gradients do not reach {name} (torch.normal and .sample() give none, nor do "
                     f".detach(), .item() or NumPy on {name}): z = mu + torch.exp(0.5 * logvar) * eps")
         return "mean mu, standard deviation exp(logvar/2), and gradients reach mu and logvar"
-    _run_check("reparameterize", body)
+    run_check("reparameterize", body)
 
 
 def _near(got: float, want: float) -> bool:
@@ -400,17 +269,17 @@ def check_score_grad_sigma(fn: Callable) -> None:
         results = []
         for seed, (f, mu, sigma, n) in enumerate(cases):
             eps = torch.randn(n, generator=torch.Generator().manual_seed(seed))
-            values = _numbers(_call(fn, f, mu, sigma, eps.clone()))
-            _expect(values.size == 1, f"return one number, got shape {values.shape}: average the "
+            values = as_array(call(fn, f, mu, sigma, eps.clone()))
+            expect(values.size == 1, f"return one number, got shape {values.shape}: average the "
                     "per-draw terms over the draws (.mean())")
             got, want = float(values.reshape(())), _score_by_autograd(f, mu, sigma, eps)
             hint = next((h for slip, h in _score_slips(f, mu, sigma, eps) if _near(got, slip)), None)
-            _expect(_near(got, want), hint or f"got {got:.4f}, autograd's surrogate gives {want:.4f}; "
+            expect(_near(got, want), hint or f"got {got:.4f}, autograd's surrogate gives {want:.4f}; "
                     "average f(z) * ((z - mu)^2 - sigma^2) / sigma^3 over the draws")
             results.append((got, want))
         (got, want), sigma = results[0], cases[0][2]
         return f"{got:.3f} (autograd {want:.3f}, exact {2 * sigma:.3f})"
-    _run_check("score_grad_sigma", body)
+    run_check("score_grad_sigma", body)
 
 
 def check_lognormal(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
@@ -419,30 +288,30 @@ def check_lognormal(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tor
     def body():
         mu, sigma = torch.tensor(0.2, requires_grad=True), torch.tensor(0.5, requires_grad=True)
         eps = torch.randn(400_000, generator=torch.Generator().manual_seed(0))
-        z = _tensor(_call(fn, mu, sigma, eps.clone()), "z")
-        _expect(z.shape == eps.shape, f"return one z per draw, shaped like eps {tuple(eps.shape)}, "
+        z = expect_tensor(call(fn, mu, sigma, eps.clone()), "z")
+        expect(z.shape == eps.shape, f"return one z per draw, shaped like eps {tuple(eps.shape)}, "
                 f"got {tuple(z.shape)}: the check averages them itself")
-        _expect(z.requires_grad, "z does not depend on mu and sigma in the autograd graph: compute "
+        expect(z.requires_grad, "z does not depend on mu and sigma in the autograd graph: compute "
                 "it with torch operations on mu and sigma (no .item(), .detach() or NumPy)")
         m, s = mu.detach(), sigma.detach()
         slips = [(lambda: m + s * eps, "z must be positive: exponentiate, z = exp(mu + sigma * eps)"),
                  (lambda: torch.exp(m + s**2 * eps), "scale eps by sigma (the standard deviation), not sigma**2")]
-        if not _close(z, torch.exp(m + s * eps)):
-            hint, logs = _diagnose(z, slips), np.log(np.abs(_numbers(z)) + 1e-300)
+        if not close(z, torch.exp(m + s * eps)):
+            hint, logs = known_slip(z, slips), np.log(np.abs(as_array(z)) + 1e-300)
             if hint is None and abs(logs.mean() - 0.2) < 0.01 and abs(logs.std() - 0.5) < 0.01:
                 hint = "use the eps passed in, don't draw your own noise: the check compares draw by draw"
-            raise _Fail(hint or "values differ from exp(mu + sigma * eps) for the eps passed in")
+            raise Fail(hint or "values differ from exp(mu + sigma * eps) for the eps passed in")
         z.mean().backward()
         for name, param in (("mu", mu), ("sigma", sigma)):
-            _expect(param.grad is not None, f"gradients do not reach {name}: no .detach() or .item() on it")
+            expect(param.grad is not None, f"gradients do not reach {name}: no .detach() or .item() on it")
         mean = math.exp(0.2 + 0.5**2 / 2)  # E[z] = exp(mu + sigma^2 / 2)
         d_mu, d_sigma = mu.grad.item(), sigma.grad.item()
-        _expect(abs(d_mu - mean) < 0.01 and abs(d_sigma - 0.5 * mean) < 0.01,
+        expect(abs(d_mu - mean) < 0.01 and abs(d_sigma - 0.5 * mean) < 0.01,
                 f"estimates {d_mu:.4f}, {d_sigma:.4f} are off from {mean:.4f}, {0.5 * mean:.4f}; "
                 "z = exp(mu + sigma * eps)")
         return (f"dE[z]/dmu {d_mu:.4f} (exact {mean:.4f}), "
                 f"dE[z]/dsigma {d_sigma:.4f} (exact {0.5 * mean:.4f})")
-    _run_check("lognormal", body)
+    run_check("lognormal", body)
 
 
 # --- chapter 5: ELBO --------------------------------------------------------------------------
@@ -454,10 +323,10 @@ def check_kl_normal(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) ->
     def body():
         g = torch.Generator().manual_seed(0)
         mu, logvar = torch.randn(5, 3, generator=g), torch.randn(5, 3, generator=g)
-        got, want = _tensor(_call(fn, mu.clone(), logvar.clone()), "the KL"), kl_normal(mu, logvar)
-        _expect(got.numel() != 1, "return one KL per example, shape (N,): sum over the latent "
+        got, want = expect_tensor(call(fn, mu.clone(), logvar.clone()), "the KL"), kl_normal(mu, logvar)
+        expect(got.numel() != 1, "return one KL per example, shape (N,): sum over the latent "
                 "dimensions only, not over the batch")
-        _expect(got.shape == want.shape, f"shape should be {tuple(want.shape)}, got {tuple(got.shape)}; "
+        expect(got.shape == want.shape, f"shape should be {tuple(want.shape)}, got {tuple(got.shape)}; "
                 "sum over dim=1 (the latent dimensions)")
         slips = [
             (lambda: -want, "sign flipped: KL is >= 0, it is -0.5 * sum(1 + logvar - mu^2 - exp(logvar))"),
@@ -467,12 +336,12 @@ def check_kl_normal(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) ->
             (lambda: 0.5 * (mu**2 + (2 * logvar).exp() - 2 * logvar - 1).sum(1),
              "logvar is already log(sigma^2): sigma^2 = exp(logvar), log(sigma^2) = logvar"),
         ]
-        _expect(_close(got, want), _diagnose(got, slips) or
-                f"values {np.round(_numbers(got), 4).tolist()} differ from {np.round(want.numpy(), 4).tolist()}")
-        at_prior = _tensor(_call(fn, torch.zeros(2, 4), torch.zeros(2, 4)), "the KL")
-        _expect(_close(at_prior, torch.zeros(2)), "KL must be 0 when q equals the prior (mu=0, logvar=0)")
+        expect(close(got, want), known_slip(got, slips) or
+                f"values {np.round(as_array(got), 4).tolist()} differ from {np.round(want.numpy(), 4).tolist()}")
+        at_prior = expect_tensor(call(fn, torch.zeros(2, 4), torch.zeros(2, 4)), "the KL")
+        expect(close(at_prior, torch.zeros(2)), "KL must be 0 when q equals the prior (mu=0, logvar=0)")
         return "per-example closed-form KL, zero at the prior"
-    _run_check("kl_normal", body)
+    run_check("kl_normal", body)
 
 
 def check_log_normal_pdf(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
@@ -482,9 +351,9 @@ def check_log_normal_pdf(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor]
     def body():
         g = torch.Generator().manual_seed(1)
         x, m, lv = (torch.randn(4, 2, generator=g) for _ in range(3))
-        got = _tensor(_call(fn, x.clone(), m.clone(), lv.clone()), "the log density")
+        got = expect_tensor(call(fn, x.clone(), m.clone(), lv.clone()), "the log density")
         want, log2pi = log_normal_pdf(x, m, lv), math.log(2 * math.pi)
-        _expect(got.shape == want.shape, f"shape should be {tuple(want.shape)} (one value per row, "
+        expect(got.shape == want.shape, f"shape should be {tuple(want.shape)} (one value per row, "
                 f"summed over the last dimension), got {tuple(got.shape)}")
         slips = [
             (lambda: want + 2 * 0.5 * log2pi, "off by a constant: include -0.5*log(2*pi) for every dimension"),
@@ -495,10 +364,10 @@ def check_log_normal_pdf(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor]
             (lambda: (-0.5 * ((x - m) ** 2 * lv.exp() + lv + log2pi)).sum(1),
              "divide by the variance: (x - m)^2 * exp(-logvar), not * exp(logvar)"),
         ]
-        _expect(_close(got, want), _diagnose(got, slips) or "values differ: log N(x; m, s^2) = "
+        expect(close(got, want), known_slip(got, slips) or "values differ: log N(x; m, s^2) = "
                 "-0.5*((x-m)^2 * exp(-logvar) + logvar + log(2*pi)), summed over dimensions")
         return "matches the TensorFlow tutorial's log_normal_pdf"
-    _run_check("log_normal_pdf", body)
+    run_check("log_normal_pdf", body)
 
 
 # --- chapter 6: training ----------------------------------------------------------------------
@@ -518,14 +387,14 @@ def check_training_step(fn: Callable) -> None:
         model, opt = make()
         before = [p.detach().clone() for p in model.parameters()]
         torch.manual_seed(1)
-        loss = _call(fn, model, opt, x)
-        _expect(not isinstance(loss, (torch.Tensor, np.ndarray)), "return the loss as a Python float, "
+        loss = call(fn, model, opt, x)
+        expect(not isinstance(loss, (torch.Tensor, np.ndarray)), "return the loss as a Python float, "
                 "loss.item(), not a tensor or array")
-        _expect(isinstance(loss, numbers.Real) and not isinstance(loss, bool),
+        expect(isinstance(loss, numbers.Real) and not isinstance(loss, bool),
                 f"return the loss as a Python float (loss.item()), got {type(loss).__name__}")
         if all(torch.equal(a, b) for a, b in zip(before, model.parameters())):
             grads = any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in model.parameters())
-            raise _Fail("the gradients are there but the parameters did not change: call "
+            raise Fail("the gradients are there but the parameters did not change: call "
                         "optimizer.step() after loss.backward()" if grads else
                         "no gradients reached the parameters: call loss.backward(), after "
                         "optimizer.zero_grad() and not between backward and step")
@@ -542,16 +411,16 @@ def check_training_step(fn: Callable) -> None:
                  (lambda: rec.mean(), "add the KL term: the loss is half the SSE plus the KL"),
                  (lambda: (2 * rec + kl).mean(), "half the sum of squares: 0.5 * SSE (the 'half-sse' loss)")]
         want = (rec + kl).mean().item()
-        _expect(_close(float(loss), want, rtol=1e-4), _diagnose(float(loss), slips) or
+        expect(close(float(loss), want, rtol=1e-4), known_slip(float(loss), slips) or
                 f"loss {float(loss):.4f} != expected {want:.4f}: use the mean over the batch of "
                 "0.5*sum of squares + KL (vae_course.losses.elbo_terms(..., 'half-sse').loss.mean())")
         torch.manual_seed(1)
-        _call(fn, model, opt, x)
+        call(fn, model, opt, x)
         same = all(torch.allclose(a, b, atol=1e-5) for a, b in zip(model.parameters(), ref_model.parameters()))
-        _expect(same, "a second step diverges from the reference: zero the gradients every step "
+        expect(same, "a second step diverges from the reference: zero the gradients every step "
                 "(optimizer.zero_grad()), otherwise they accumulate")
         return "loss matches, parameters update, gradients are reset between steps"
-    _run_check("training_step", body)
+    run_check("training_step", body)
 
 
 # --- chapter 7: testing -----------------------------------------------------------------------
@@ -566,12 +435,12 @@ def check_reconstruction_errors(fn: Callable) -> None:
         torch.manual_seed(0)
         model = build_model("mlp", hidden=[16], latent_dim=2).eval()
         x = torch.rand(6, 1, 28, 28, generator=torch.Generator().manual_seed(2))
-        got = _call(fn, model, x)
-        _expect(not getattr(got, "requires_grad", False), "the errors carry gradients: compute them "
+        got = call(fn, model, x)
+        expect(not getattr(got, "requires_grad", False), "the errors carry gradients: compute them "
                 "inside `with torch.no_grad():` (model.reconstruct(x) does that for you)")
-        got, want = _numbers(got), reconstruction_errors(model, x)
-        _expect(got.shape == want.shape, f"one error per image: shape {want.shape}, got {got.shape}")
-        _expect(_close(got, _numbers(_call(fn, model, x))), "the errors change from call to call: "
+        got, want = as_array(got), reconstruction_errors(model, x)
+        expect(got.shape == want.shape, f"one error per image: shape {want.shape}, got {got.shape}")
+        expect(close(got, as_array(call(fn, model, x))), "the errors change from call to call: "
                 "decode the posterior mean (model.reconstruct(x)), don't sample z")
         with torch.no_grad():
             logits = model.decode_logits(model.encode(x)[0])
@@ -581,10 +450,10 @@ def check_reconstruction_errors(fn: Callable) -> None:
                   "model.decode(mu) (it applies the sigmoid) or model.reconstruct(x)"),
                  (lambda: (torch.sigmoid(torch.sigmoid(logits)) - x).pow(2).flatten(1).mean(1),
                   "model.decode already applies the sigmoid: don't apply another one")]
-        _expect(_close(got, want), _diagnose(got, slips) or "values differ: reconstruct with the "
+        expect(close(got, want), known_slip(got, slips) or "values differ: reconstruct with the "
                 "posterior mean (model.reconstruct(x), no sampling) and average the squared error over pixels")
         return "per-image MSE of the deterministic reconstruction"
-    _run_check("reconstruction_errors", body)
+    run_check("reconstruction_errors", body)
 
 
 # --- chapter 8: generating --------------------------------------------------------------------
@@ -595,20 +464,20 @@ def check_interpolate(fn: Callable[[torch.Tensor, torch.Tensor, int], torch.Tens
         cases = [(torch.tensor([0.0, 2.0]), torch.tensor([4.0, -2.0]), 5),
                  (torch.tensor([1.0, 0.0, -1.0]), torch.tensor([-2.0, 3.0, 0.5]), 7)]
         for z_a, z_b, steps in cases:
-            got = _tensor(_call(fn, z_a.clone(), z_b.clone(), steps), "the points")
+            got = expect_tensor(call(fn, z_a.clone(), z_b.clone(), steps), "the points")
             want = z_a + (z_b - z_a) * torch.linspace(0, 1, steps)[:, None]
-            _expect(tuple(got.shape) != (len(z_a), steps), f"shape {tuple(got.shape)} is (L, steps): "
+            expect(tuple(got.shape) != (len(z_a), steps), f"shape {tuple(got.shape)} is (L, steps): "
                     "put the steps first, alpha[:, None] (a column) times z (a row)")
-            _expect(tuple(got.shape) == want.shape, f"shape should be (steps, L) = {tuple(want.shape)}, "
+            expect(tuple(got.shape) == want.shape, f"shape should be (steps, L) = {tuple(want.shape)}, "
                     f"got {tuple(got.shape)}")
-            _expect(not _close(got, want.flip(0)), "the points run from z_b to z_a: the first must be "
+            expect(not close(got, want.flip(0)), "the points run from z_b to z_a: the first must be "
                     "z_a (alpha = 0), the last z_b (alpha = 1)")
-            _expect(_close(got[0], z_a) and _close(got[-1], z_b), "the first point must be z_a and the "
+            expect(close(got[0], z_a) and close(got[-1], z_b), "the first point must be z_a and the "
                     "last z_b: alpha = torch.linspace(0, 1, steps) includes both ends")
-            _expect(_close(got, want), "the ends are right but the points are not evenly spaced: "
+            expect(close(got, want), "the ends are right but the points are not evenly spaced: "
                     "(1 - alpha) * z_a + alpha * z_b with alpha = torch.linspace(0, 1, steps)")
         return "evenly spaced, both ends included"
-    _run_check("interpolate", body)
+    run_check("interpolate", body)
 
 
 def check_normal_grid(fn: Callable[[int], np.ndarray]) -> None:
@@ -617,20 +486,20 @@ def check_normal_grid(fn: Callable[[int], np.ndarray]) -> None:
 
     def body():
         for n in (5, 8):
-            got, probabilities = _numbers(_call(fn, n)), np.linspace(0.05, 0.95, n)
+            got, probabilities = as_array(call(fn, n)), np.linspace(0.05, 0.95, n)
             want = np.array([NormalDist().inv_cdf(p) for p in probabilities])
-            _expect(got.shape == (n,), f"normal_grid({n}) should give {n} values, got shape {got.shape}")
-            _expect(np.all(np.isfinite(got)), "infinite values: probabilities 0 and 1 map to -inf/+inf, "
+            expect(got.shape == (n,), f"normal_grid({n}) should give {n} values, got shape {got.shape}")
+            expect(np.all(np.isfinite(got)), "infinite values: probabilities 0 and 1 map to -inf/+inf, "
                     "stay inside, e.g. np.linspace(0.05, 0.95, n)")
-            _expect(not _close(got, probabilities), "those are the probabilities: return their "
+            expect(not close(got, probabilities), "those are the probabilities: return their "
                     "quantiles, NormalDist().inv_cdf(p) for each p")
-            _expect(np.allclose(got, -got[::-1], atol=1e-6), "the grid should be symmetric around 0")
-            _expect(not _close(got, np.linspace(got[0], got[-1], n)), "evenly spaced values are not "
+            expect(np.allclose(got, -got[::-1], atol=1e-6), "the grid should be symmetric around 0")
+            expect(not close(got, np.linspace(got[0], got[-1], n)), "evenly spaced values are not "
                     "quantiles: apply the inverse normal CDF to evenly spaced probabilities")
-            _expect(_close(got, want), f"expected quantiles {np.round(want, 3).tolist()} for "
+            expect(close(got, want), f"expected quantiles {np.round(want, 3).tolist()} for "
                     "probabilities linspace(0.05, 0.95, n) (statistics.NormalDist().inv_cdf)")
         return "normal quantiles: dense near 0 where the prior has its mass"
-    _run_check("normal_grid", body)
+    run_check("normal_grid", body)
 
 
 # --- chapter 9: likelihoods -------------------------------------------------------------------
@@ -663,19 +532,19 @@ def check_logmeanexp(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
                                [800.0, 800.0, 799.0, 798.0]]),  # not square, and extreme
                  torch.tensor([0.5, -2.0, 1.0, 3.0])]  # one dimension
         for a in cases:
-            got = _tensor(_call(fn, a.clone()), "the result")
+            got = expect_tensor(call(fn, a.clone()), "the result")
             want = torch.logsumexp(a, dim=-1) - math.log(a.shape[-1])
-            _expect(got.shape == want.shape, f"reduce the last dimension only: a of shape {tuple(a.shape)} "
+            expect(got.shape == want.shape, f"reduce the last dimension only: a of shape {tuple(a.shape)} "
                     f"gives {tuple(want.shape)}, got {tuple(got.shape)}")
-            if not _close(got, want):
-                hint = _diagnose(got, _logmeanexp_slips(), a)
-                _expect(hint is None and bool(torch.isfinite(got).all()), hint or "got inf/-inf: "
+            if not close(got, want):
+                hint = known_slip(got, _logmeanexp_slips(), a)
+                expect(hint is None and bool(torch.isfinite(got).all()), hint or "got inf/-inf: "
                         "exp(-1000) underflows and exp(800) overflows; subtract the max first, or "
                         "use torch.logsumexp(a, -1) - log(n)")
-                raise _Fail(f"values {np.round(_numbers(got), 4).tolist()} should be "
+                raise Fail(f"values {np.round(as_array(got), 4).tolist()} should be "
                             f"{np.round(want.numpy(), 4).tolist()}")
         return "stable for log-weights of -1000 and +800"
-    _run_check("logmeanexp", body)
+    run_check("logmeanexp", body)
 
 
 __all__ = [name for name in dir() if name.startswith("check_")]

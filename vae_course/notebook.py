@@ -6,6 +6,7 @@
   settings, so later chapters reuse the models earlier chapters trained.
 - :func:`describe_run` prints what a notebook ran on (dataset, epochs, hardware), because
   every result in the book should say where it came from.
+- :func:`repo_file` finds a file of the repository (benchmark results) from a notebook.
 """
 from __future__ import annotations
 
@@ -27,6 +28,21 @@ def quick_mode() -> bool:
 def real_or_quick(full, quick):
     """``full`` normally, ``quick`` in quick mode (CI): ``epochs = real_or_quick(30, 1)``."""
     return quick if quick_mode() else full
+
+
+def repo_file(path: str, written_by: str = "") -> Path:
+    """``path`` (relative to the repository root) found from a notebook: in the current folder
+    or the nearest folder above it that has it, since Jupyter runs a notebook in its own
+    folder (``notebooks/`` or ``book/``).  ``written_by`` names what writes the file, for
+    the error when no folder has it (outside a clone of the repository, e.g. in Colab).
+    """
+    here = Path.cwd()
+    for folder in (here, *here.parents):
+        if (folder / path).exists():
+            return folder / path
+    hint = f"; {written_by} writes it" if written_by else ""
+    raise FileNotFoundError(f"{path} not found in {here} or any folder above it: open this notebook "
+                            f"in a clone of the vae-course repository{hint}")
 
 
 def checkpoint_cache_dir() -> Path:
@@ -54,6 +70,16 @@ def run_key(recipe, dataset: str, epochs: int, subset: int | None, seed: int,
     return f"{spec.name}-{dataset}-e{epochs}{subset_part}-s{seed}-{digest}{quick_part}"
 
 
+def run_dir(recipe, dataset: str, epochs: int | None = None, subset: int | None = None,
+            seed: int = 0, overrides: dict | None = None) -> Path:
+    """The checkpoint-cache folder of one training configuration (``epochs``: the recipe's by
+    default): where :func:`trained` keeps it, and where ``tools/train_book_models.py`` and
+    ``tools/export_pretrained.py`` find the book's runs."""
+    from .recipes import get_recipe
+    epochs = get_recipe(recipe).epochs if epochs is None else epochs
+    return checkpoint_cache_dir() / run_key(recipe, dataset, epochs, subset, seed, overrides or {})
+
+
 def trained(recipe: str, *, dataset: str | None = None, epochs: int | None = None,
             subset: int | None = None, seed: int = 0, device: str = "auto",
             progress: bool = True, callbacks=(), retrain: bool = False, **overrides):
@@ -79,14 +105,13 @@ def trained(recipe: str, *, dataset: str | None = None, epochs: int | None = Non
     spec = get_recipe(recipe)
     dataset = dataset_name(dataset)
     epochs = epochs or spec.epochs
-    shipped = _shipped(spec.name, dataset, epochs, subset, seed, overrides, retrain)
-    if shipped:
-        from .pretrained_models import pretrained, shipped_history
-        return (pretrained(spec.name, dataset, device=pick_device(device)),
-                shipped_history(spec.name, dataset))
+    entry = _shipped_entry(spec.name, dataset, epochs, subset, seed, overrides, retrain)
+    if entry is not None:  # one read of the manifest; each file is still checked against its SHA-256
+        from .pretrained_models import history_from, model_from
+        return model_from(entry, device=pick_device(device)), history_from(entry)
     if quick_mode():
         epochs, subset = 1, min(subset or 2000, 2000)
-    out = checkpoint_cache_dir() / run_key(spec, dataset, epochs, subset, seed, overrides)
+    out = run_dir(spec, dataset, epochs, subset, seed, overrides)
     checkpoint = out / "checkpoint.pt"
     dev = pick_device(device)
     out.mkdir(parents=True, exist_ok=True)
@@ -101,17 +126,18 @@ def trained(recipe: str, *, dataset: str | None = None, epochs: int | None = Non
                             callbacks=callbacks, **overrides)
 
 
-def _shipped(recipe: str, dataset: str, epochs: int, subset, seed: int, overrides: dict,
-             retrain: bool) -> bool:
-    """True when ``trained`` asks for exactly what ships (and retraining was not asked for)."""
+def _shipped_entry(recipe: str, dataset: str, epochs: int, subset, seed: int, overrides: dict,
+                   retrain: bool) -> dict | None:
+    """The manifest entry of the shipped model when ``trained`` asks for exactly what ships
+    (and retraining was not asked for), else None."""
     from .pretrained_models import manifest
     from .recipes import get_recipe
 
     if retrain or os.environ.get("VAE_COURSE_RETRAIN", "") not in ("", "0"):
-        return False
+        return None
     if overrides or subset is not None or seed != 0 or epochs != get_recipe(recipe).epochs:
-        return False
-    return f"{recipe}/{dataset}" in manifest()["models"]
+        return None
+    return manifest()["models"].get(f"{recipe}/{dataset}")
 
 
 def describe_run(dataset: str | None = None, **settings) -> None:

@@ -75,10 +75,15 @@ def _verified(folder: Path, name: str, expected: str) -> Path:
 def shipped_history(recipe: str, dataset: str = "mnist", folder: Path | None = None):
     """The training history of a shipped model: every epoch's record and every mini-batch's
     loss (6 significant digits), as ``vae_course.history.History``."""
+    folder = Path(folder or WEIGHTS_DIR)
+    return history_from(_entry(recipe, dataset, folder), folder)
+
+
+def history_from(entry: dict, folder: Path | None = None):
+    """:func:`shipped_history` of the manifest entry ``entry`` (its losses file checked)."""
     from .history import History
 
     folder = Path(folder or WEIGHTS_DIR)
-    entry = _entry(recipe, dataset, folder)
     iteration_loss = []
     if "losses_file" in entry:
         path = _verified(folder, entry["losses_file"], entry["losses_sha256"])
@@ -104,10 +109,16 @@ def shipped_frames(recipe: str, dataset: str = "mnist", folder: Path | None = No
 def pretrained(recipe: str, dataset: str = "mnist", device: str | torch.device = "cpu",
                folder: Path | None = None) -> nn.Module:
     """The shipped model trained with ``recipe`` on ``dataset``, in eval mode on ``device``."""
+    folder = Path(folder or WEIGHTS_DIR)
+    return model_from(_entry(recipe, dataset, folder), device, folder)
+
+
+def model_from(entry: dict, device: str | torch.device = "cpu", folder: Path | None = None) -> nn.Module:
+    """:func:`pretrained` of the manifest entry ``entry`` (its weights file checked), so that
+    ``notebook.trained``, which has the entry already, does not read the manifest again."""
     from .models import build_model
 
     folder = Path(folder or WEIGHTS_DIR)
-    entry = _entry(recipe, dataset, folder)
     path = _verified(folder, entry["file"], entry["sha256"])
     state = torch.load(path, map_location="cpu", weights_only=True)
     model = build_model(**entry["model"])  # the config holds "arch", as in a checkpoint

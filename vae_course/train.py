@@ -19,7 +19,8 @@ Choices that keep it fast and honest:
   same machine and thread count.  On a GPU that holds with ``deterministic=True`` (cuDNN and
   cuBLAS may otherwise add in a different order each run); resuming on another kind of
   device continues the weights and Adam exactly but not the device's random stream (a
-  warning says so).  How numbers from different machines compare: ``vae_course.tolerances``.
+  warning says so; ``vae_course.resume``).  How numbers from different machines compare:
+  ``vae_course.tolerances``.
 - Test evaluation and callbacks run with the random state saved and restored around them,
   so looking at a model (or not) never changes how it trains.
 - Checkpoints hold only tensors and plain Python values; they load with
@@ -37,22 +38,16 @@ import torch
 from torch import nn
 
 from . import models
-from .checkpoints import load_checkpoint, require_resumable, run_lock, save_checkpoint, summary
+from .checkpoints import run_lock
 from .data import Batches
 from .devices import (COMPILE_MODES, bf16_supported, check_compilable, deterministic_algorithms,
                       has_convolutions, pick_device)
 from .history import History, RunRecorder, check_callbacks
 from .losses import check_free_bits, elbo_terms
-from .rng import get_rng_state, seed_everything, set_rng_state
+from .resume import start_or_resume
+from .rng import get_rng_state, seed_everything
 
 SYNC_EVERY = 50  # on a GPU, read losses back (one sync) every this many steps
-
-# Keys of a checkpoint's config["training"] that change the numbers a run produces; resuming
-# with different values is allowed (e.g. a lower lr after a NaN) but is no longer exact.
-TRAJECTORY_KEYS = ("batch_size", "lr", "reconstruction", "kl", "beta", "sigma", "binarize",
-                   "drop_last", "shuffle", "seed", "kl_warmup_epochs", "kl_warmup_steps", "free_bits")
-# What a checkpoint written before these options existed trained with.
-TRAINING_DEFAULTS = {"kl_warmup_epochs": 0, "kl_warmup_steps": 0, "free_bits": 0.0}
 
 # train_recipe: overrides that change recipe fields, and fit arguments recipes do not carry.
 RECIPE_OVERRIDES = ("model_kwargs", "reconstruction", "kl", "beta", "sigma", "lr", "batch_size",
@@ -61,7 +56,7 @@ FIT_OVERRIDES = ("seed", "bf16", "torch_compile", "channels_last", "deterministi
                  "kl_warmup_epochs", "kl_warmup_steps", "free_bits")
 
 
-# --------------------------------------------------------------------------- errors, history, state
+# --------------------------------------------------------------------------- one epoch
 
 def make_optimizer(params: Iterable[nn.Parameter], lr: float, device: torch.device) -> torch.optim.Adam:
     """Adam with the fastest update rule that is exact: one fused kernel on CUDA, else foreach.
@@ -72,25 +67,6 @@ def make_optimizer(params: Iterable[nn.Parameter], lr: float, device: torch.devi
     if device.type == "cuda":
         return torch.optim.Adam(params, lr=lr, fused=True)
     return torch.optim.Adam(params, lr=lr, foreach=True)
-
-
-def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> None:
-    """Load Adam's moments from a checkpoint but keep the update rule chosen for this device.
-
-    ``load_state_dict`` would also copy the saved ``fused``/``foreach`` flags: a checkpoint
-    written on CUDA (fused=True) would bring the fused kernel to the CPU or a Mac.  The step
-    counters go where this rule expects them (on the device for fused, else on the CPU).
-    """
-    chosen = [{k: group[k] for k in ("fused", "foreach", "capturable") if k in group}
-              for group in optimizer.param_groups]
-    optimizer.load_state_dict(state)
-    for group, keep in zip(optimizer.param_groups, chosen):
-        group.update(keep)
-        on_device = bool(group.get("fused") or group.get("capturable"))
-        for param in group["params"]:
-            slot = optimizer.state.get(param, {})
-            if isinstance(slot.get("step"), torch.Tensor):
-                slot["step"] = slot["step"].to(param.device if on_device else "cpu", torch.float32)
 
 
 def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable,
@@ -231,7 +207,7 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, train_y: torch.Tensor | None
                       binarize=binarize, seed=seed)                                   # is written
     checkpoint = Path(checkpoint) if checkpoint is not None else None
     with run_lock(checkpoint.parent) if checkpoint is not None else contextlib.nullcontext():
-        history, start_epoch = _start_or_resume(model, optimizer, full_config, checkpoint, resume, device)
+        history, start_epoch = start_or_resume(model, optimizer, full_config, checkpoint, resume, device)
         _train_epochs(model, optimizer, batches, full_config, history, start_epoch, callbacks, checkpoint,
                       progress, use_bf16, test_x, test_y)
     model.eval()
@@ -322,44 +298,6 @@ def _run_config(model: nn.Module, extra: dict | None, **training: Any) -> dict:
     config = {"model": dict(model.config), "training": training, "recipe": None, "dataset": None}
     config.update(extra or {})
     return config
-
-
-def _start_or_resume(model, optimizer, config: dict, checkpoint: Path | None, resume: bool,
-                     device: torch.device) -> tuple[History, int]:
-    """Load the checkpoint to continue from, or write epoch 0 (so even epoch 1 can be resumed)."""
-    if resume and checkpoint.exists():
-        saved = load_checkpoint(checkpoint)
-        require_resumable(saved, checkpoint)
-        _check_resumable(saved["config"], config, checkpoint)
-        model.load_state_dict(saved["model"])
-        load_optimizer_state(optimizer, saved["optimizer"])
-        for group in optimizer.param_groups:
-            group["lr"] = config["training"]["lr"]
-        set_rng_state(saved["rng"], device)  # warns when saved on another kind of device
-        return History.from_dict(saved["history"]), int(saved["epoch"])
-    history = History()
-    if checkpoint is not None:
-        save_checkpoint(checkpoint, model=model, optimizer=optimizer, config=config,
-                        history=history, epoch=0, rng_state=get_rng_state(device))
-    return history, 0
-
-
-def _check_resumable(saved: dict, current: dict, path: Path) -> None:
-    """Refuse a checkpoint of another model; warn when settings that change the numbers differ."""
-    if saved.get("model") != current["model"]:
-        raise ValueError(f"cannot resume from {path}: it holds model {summary(saved.get('model'))}, but "
-                         f"this model is {current['model']}; use resume=False or another checkpoint path")
-    for key in ("recipe", "dataset", "subset"):  # another run's data would be relabelled as this one
-        if key in current and saved.get(key) != current.get(key):
-            raise ValueError(f"cannot resume from {path}: it was trained with {key} "
-                             f"{summary(saved.get(key))}, not {current.get(key)!r}; resume with the same "
-                             f"{key} (--{key} {summary(saved.get(key))}) or train into another folder")
-    before, now = saved.get("training", {}), current["training"]
-    before = {**TRAINING_DEFAULTS, **before}
-    changed = [f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in TRAJECTORY_KEYS if before.get(k) != now.get(k)]
-    if changed:
-        print(f"resuming {path} with changed settings ({'; '.join(changed)}); the result will "
-              f"differ from an uninterrupted run", file=sys.stderr)
 
 
 # --------------------------------------------------------------------------- recipes
