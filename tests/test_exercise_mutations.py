@@ -220,6 +220,17 @@ def logmeanexp_max_without_keepdim(a):
     return m + torch.log(torch.exp(a - m).mean(dim=-1))
 
 
+# --- chapter 11 -------------------------------------------------------------------------------
+
+def gaussian_nll_by_hand(x_hat, x, sigma):
+    per_pixel = 0.5 * ((x - x_hat) / sigma) ** 2 + math.log(sigma) + 0.5 * math.log(2 * math.pi)
+    return per_pixel.flatten(1).sum(1)
+
+
+def sum_of_pixels(per_pixel):
+    return per_pixel.flatten(1).sum(1)
+
+
 # --- right answers, written in other ways: each must PASS -----------------------------------
 
 CORRECT = {
@@ -306,6 +317,16 @@ CORRECT = {
         ("logsumexp", lambda a: torch.logsumexp(a, -1) - math.log(a.shape[-1])),
         ("float64", lambda a: torch.logsumexp(a.double(), -1) - math.log(a.shape[-1])),
         ("numpy", logmeanexp_numpy),
+    ],
+    "gaussian_nll": [
+        ("by hand", gaussian_nll_by_hand),
+        ("float64", lambda x_hat, x, sigma: gaussian_nll_by_hand(x_hat.double(), x.double(), sigma)),
+        ("Normal.log_prob", lambda x_hat, x, sigma: -sum_of_pixels(Normal(x_hat, sigma).log_prob(x))),
+        ("F.gaussian_nll_loss, full", lambda x_hat, x, sigma: sum_of_pixels(F.gaussian_nll_loss(
+            x_hat, x, torch.full_like(x, sigma**2), full=True, reduction="none"))),
+        ("numpy inside", lambda x_hat, x, sigma: torch.from_numpy(np.sum(
+            0.5 * ((x.numpy() - x_hat.numpy()) / sigma) ** 2 + np.log(sigma) + 0.5 * np.log(2 * np.pi),
+            axis=(1, 2, 3)))),
     ],
 }
 
@@ -450,6 +471,29 @@ MISTAKES = {
         ("max not added back", lambda a: torch.log(torch.exp(a - a.max(-1, keepdim=True).values).mean(-1)),
          "add the max back"),
         ("log-sum-exp", lambda a: torch.logsumexp(a, -1), "subtract log(n)"),
+    ],
+    "gaussian_nll": [
+        ("log-likelihood", lambda x_hat, x, sigma: -gaussian_nll_by_hand(x_hat, x, sigma), "sign flipped"),
+        ("no log(2 pi)", lambda x_hat, x, sigma: sum_of_pixels(0.5 * ((x - x_hat) / sigma) ** 2 + math.log(sigma)),
+         "include 0.5*log(2*pi)"),
+        ("no log(sigma)", lambda x_hat, x, sigma: sum_of_pixels(0.5 * ((x - x_hat) / sigma) ** 2
+                                                                 + 0.5 * math.log(2 * math.pi)),
+         "include log(sigma)"),
+        ("half the SSE", lambda x_hat, x, sigma: 0.5 * sum_of_pixels((x - x_hat) ** 2), "that is half the SSE"),
+        ("divided by sigma", lambda x_hat, x, sigma: sum_of_pixels(0.5 * (x - x_hat) ** 2 / sigma + math.log(sigma)
+                                                                    + 0.5 * math.log(2 * math.pi)),
+         "not by sigma"),
+        ("sigma as the variance", lambda x_hat, x, sigma: sum_of_pixels(Normal(x_hat, math.sqrt(sigma)).log_prob(x)).neg(),
+         "not the variance"),
+        ("no 1/2", lambda x_hat, x, sigma: sum_of_pixels(((x - x_hat) / sigma) ** 2 + math.log(sigma)
+                                                          + 0.5 * math.log(2 * math.pi)),
+         "needs its factor"),
+        ("mean over pixels", lambda x_hat, x, sigma: gaussian_nll_by_hand(x_hat, x, sigma) / x[0].numel(),
+         "don't average them"),
+        ("summed over the batch", lambda x_hat, x, sigma: gaussian_nll_by_hand(x_hat, x, sigma).sum(),
+         "not over the batch"),
+        ("not summed", lambda x_hat, x, sigma: 0.5 * ((x - x_hat) / sigma) ** 2 + math.log(sigma)
+         + 0.5 * math.log(2 * math.pi), "one value per image"),
     ],
 }
 

@@ -115,6 +115,11 @@ def lognormal_sample(mu, sigma, eps):
     return torch.exp(mu + sigma * eps)
 
 
+def gaussian_nll(x_hat, x, sigma):
+    per_pixel = 0.5 * ((x - x_hat) / sigma) ** 2 + math.log(sigma) + 0.5 * math.log(2 * math.pi)
+    return per_pixel.flatten(1).sum(dim=1)
+
+
 SOLUTIONS = {
     "class_counts": count_classes,
     "parse_idx_header": parse_header,
@@ -131,6 +136,7 @@ SOLUTIONS = {
     "logmeanexp": logmeanexp,
     "score_grad_sigma": score_grad_sigma,
     "lognormal": lognormal_sample,
+    "gaussian_nll": gaussian_nll,
 }
 
 
@@ -176,6 +182,8 @@ MISTAKES = {
     "score_grad_sigma": (lambda f, mu, sigma, eps: (f(mu + sigma * eps) * eps / sigma).mean(),
                          "estimate for mu"),
     "lognormal": (lambda mu, sigma, eps: mu + sigma * eps, "exponentiate"),
+    "gaussian_nll": (lambda x_hat, x, sigma: 0.5 * (x - x_hat).pow(2).flatten(1).sum(dim=1),
+                     "that is half the SSE"),
 }
 
 
