@@ -186,7 +186,7 @@ def test_chapter_notebooks_exist():
     require(yaml is not None, "PyYAML (pip install -e '.[book]')")
     stems = ["01_getting_started", "02_idx_format", "03_autoencoder_to_vae", "04_sampling_layer",
              "05_elbo", "06_training_loop", "07_testing", "08_generating", "09_beyond",
-             "10_posterior_collapse"]
+             "10_posterior_collapse", "11_course_recipe"]
     chapters = [d for d in toc_notebooks() if d.startswith("notebooks/")]
     assert chapters == [f"notebooks/{s}" for s in stems]
 

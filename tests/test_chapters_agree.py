@@ -118,3 +118,15 @@ def test_chapter_9_logmeanexp_is_what_the_iwae_bound_computes():
     a = torch.randn(5, 300, generator=torch.Generator().manual_seed(3)) * 50 - 400  # exp underflows
     mine = chapter_function("09_beyond.ipynb", "logmeanexp")(a)
     assert_one_pass_close(mine, torch.logsumexp(a, dim=-1) - math.log(a.shape[-1]), "logmeanexp")
+
+
+def test_chapter_11_gaussian_nll_is_the_packages():
+    g = torch.Generator().manual_seed(4)
+    x, x_hat = torch.rand(5, 1, 28, 28, generator=g), torch.rand(5, 1, 28, 28, generator=g)
+    mine = chapter_function("11_course_recipe.ipynb", "gaussian_nll")
+    for sigma in (0.1, 0.5, 1.0, 3.0):
+        assert_one_pass_close(mine(x_hat, x, sigma), losses.gaussian_nll(x_hat, x, sigma),
+                              f"Gaussian NLL, sigma={sigma}")
+    # at sigma = 1 it is the half-SSE loss plus the constant D/2 log(2 pi) of chapter 11
+    assert_one_pass_close(mine(x_hat, x, 1.0), losses.half_sse(x_hat, x) + 784 / 2 * math.log(2 * math.pi),
+                          "sigma = 1")
