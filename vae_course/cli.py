@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--free-bits", type=float, default=0.0, metavar="NATS",
                    help="floor on each latent dimension's batch-mean KL, in nats (default 0: off; "
                         "chapter 10)")
+    p.add_argument("--lr-schedule", choices=["constant", "one-cycle"], default=None,
+                   help="learning-rate schedule (default: the recipe's; one-cycle makes the lr the "
+                        "peak of a warm-up and anneal over the run, as the course-fast recipe does)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     p = sub.add_parser("doctor", help="check that the course computes correctly on this device",
@@ -176,7 +179,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             _, history = train_recipe(recipe, dataset=dataset, epochs=args.epochs, subset=args.subset,
                                       device=args.device, out=out, resume=args.resume, seed=args.seed,
                                       deterministic=args.deterministic, progress=not args.no_progress,
-                                      kl_warmup_epochs=args.kl_warmup_epochs, free_bits=args.free_bits)
+                                      kl_warmup_epochs=args.kl_warmup_epochs, free_bits=args.free_bits,
+                                      **({"lr_schedule": args.lr_schedule} if args.lr_schedule else {}))
     except KeyboardInterrupt:  # fit has already said which epoch is saved and how to resume
         return EXIT_INTERRUPTED
     last = history.epochs[-1] if history.epochs else {}
