@@ -231,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--subset", type=int, default=None, metavar="N",
                         help="first N train and test images only (a smoke test; scores not comparable)")
+    parser.add_argument("--note", default="", help="conditions of the run worth stating (stored in the JSON)")
     parser.add_argument("--classifier-epochs", type=int, default=3, help="feature classifier epochs (default 3)")
     parser.add_argument("--json", type=Path, default=RESULTS / "time-to-quality-mnist.json")
     parser.add_argument("--samples", type=Path, default=None, metavar="PNG",
@@ -276,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     a_time = a["time_to_target_s"] if a["reached"] else (a.get("estimated") or {}).get("time_to_target_s")
     b_time = statistics.median(b_times) if len(b_times) == len(b_runs) else None
     result = {
-        "benchmark": "time_to_quality", "dataset": "mnist",
+        "benchmark": "time_to_quality", "dataset": "mnist", "note": args.note,
         "settings": {"threads": torch.get_num_threads(), "b_every": args.b_every, "a_epochs": a_epochs,
                      "a_estimated": args.a_epochs is not None, "seed": args.seed,
                      "fd_samples": len(yardsticks.real), "subset": args.subset,

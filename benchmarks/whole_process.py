@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=None,
                         help="folder with MNIST's .gz files (default: where vae-course finds them)")
     parser.add_argument("--no-profile", action="store_true", help="skip the cProfile breakdown")
+    parser.add_argument("--note", default="", help="conditions of the run worth stating (stored in the JSON)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     from vae_course.datasets import dataset_folder
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
 
     trainers = [n for n in names if n.startswith("vae-course")]
     result = {
-        "benchmark": "whole_process",
+        "benchmark": "whole_process", "note": args.note,
         "command": f"vae-course train --recipe matlab-2022 --subset {args.subset} --epochs {args.epochs}",
         "settings": {"subset": args.subset, "epochs": args.epochs, "rounds": args.rounds,
                      "baseline": args.baseline, "OMP_NUM_THREADS": env_threads},
