@@ -100,6 +100,7 @@ def _write_cache(array: np.ndarray, array_path: Path, record_path: Path, source:
             try:
                 with os.fdopen(fd, "wb") as f:
                     write(f)
+                os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a shared cache from others
                 os.replace(tmp, target)
             finally:
                 if os.path.exists(tmp):
