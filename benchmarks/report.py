@@ -212,3 +212,52 @@ def iwae_anchor_table(results: dict[str, Any]) -> str:
                      f"{published['pythae']['value_nats']:.2f} | – | – | "
                      f"{_cell(p['data'])}; {_cell(p['architecture'])} |")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- time to quality, whole process
+
+def time_to_quality_markdown(results: dict[str, Any]) -> str:
+    """The contestants of ``time-to-quality-*.json``: time to target and the yardsticks there."""
+    target = results["target"]
+    lines = [f"Target: reconstruction MSE ≤ {target['mse']:.4f} and Fréchet distance ≤ {target['fd']:.1f} "
+             f"({target['source']}).", "",
+             "| contestant | recipe, loop | time to target | images seen | MSE there | FD there | "
+             "evaluations (time left out) |", "|---|---|---:|---:|---:|---:|---|"]
+    runs = [("A", results["A"])] + [(f"B, run {i + 1}", b) for i, b in enumerate(results["B"])]
+    for name, run in runs:
+        if run["reached"]:
+            time_text, images = f"{run['time_to_target_s']:.1f} s", f"{run['images_to_target']:,}"
+            there = run["at_target"]
+        elif run.get("estimated"):
+            time_text = f"{run['estimated']['time_to_target_s']:.0f} s (estimated)"
+            images, there = "–", run["evaluations"][-1]["scores"]
+        else:
+            time_text, images, there = "not reached", "–", run["evaluations"][-1]["scores"]
+        lines.append(f"| {name} | `{run['recipe']}`, {run['loop']} | {time_text} | {images} | "
+                     f"{there['mse']:.4f} | {there['fd']:.1f} | every {run['eval_every_images']:,} images, "
+                     f"{run['eval_seconds_total']:.0f} s |")
+    return "\n".join(lines)
+
+
+def whole_process_markdown(results: dict[str, Any]) -> str:
+    """Median wall time of each command of ``whole-process-*.json``, and plain / command."""
+    lines = ["| process | median wall time | plain script / this (range) |", "|---|---:|---:|"]
+    for name, run in results["runs"].items():
+        ratio = (f"{run['ratio_plain_over_this']:.2f} ({run['ratio_range'][0]:.2f}–{run['ratio_range'][1]:.2f})"
+                 if "ratio_plain_over_this" in run else "")
+        lines.append(f"| {name} | {run['median_s']:.2f} s | {ratio} |")
+    return "\n".join(lines)
+
+
+BREAKDOWN_PHASES = ("imports", "data loading", "training", "test evaluation", "checkpoint writing", "other")
+
+
+def breakdown_markdown(results: dict[str, Any]) -> str:
+    """Seconds and share of each phase of the profiled runs (a column per process)."""
+    profiles = results["breakdown"]
+    lines = ["| phase | " + " | ".join(profiles) + " |", "|---|" + "---:|" * len(profiles)]
+    for phase in (*BREAKDOWN_PHASES, "total_s"):
+        cells = [f"{p[phase]:.2f} s ({100 * p[phase] / p['total_s']:.0f} %)" if phase != "total_s"
+                 else f"{p[phase]:.2f} s" for p in profiles.values()]
+        lines.append(f"| {'total (under the profiler)' if phase == 'total_s' else phase} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -123,8 +123,12 @@ class ImageDataset(Dataset):
 
 def train_idiomatic(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, *, recipe,
                     epochs: int, device: torch.device, variant: Variant, step_model=None,
-                    seed: int = 0) -> float:
-    """Train as pytorch/examples does; return the last epoch's mean training loss."""
+                    seed: int = 0, after_epoch=None) -> float:
+    """Train as pytorch/examples does; return the last epoch's mean training loss.
+
+    ``after_epoch(epoch)``, if given, is called after each epoch (1-based); returning True
+    stops training there (benchmarks/time_to_quality.py scores the model at that point).
+    """
     torch.manual_seed(seed)
     on_gpu = {"num_workers": 1, "pin_memory": True} if device.type == "cuda" else {}  # as pytorch/examples
     loader = DataLoader(ImageDataset(images, labels, recipe.binarize), batch_size=recipe.batch_size,
@@ -136,7 +140,7 @@ def train_idiomatic(model: torch.nn.Module, images: np.ndarray, labels: np.ndarr
         model.to(memory_format=torch.channels_last)
     step_model = step_model or model
     mean_loss = math.nan
-    for _ in range(epochs):
+    for epoch in range(1, epochs + 1):
         model.train()
         total, seen = 0.0, 0
         for x, _ in loader:
@@ -151,6 +155,8 @@ def train_idiomatic(model: torch.nn.Module, images: np.ndarray, labels: np.ndarr
             total += loss.item() * len(x)
             seen += len(x)
         mean_loss = total / seen
+        if after_epoch is not None and after_epoch(epoch):
+            break
     if variant.channels_last:
         model.to(memory_format=torch.contiguous_format)
     return mean_loss

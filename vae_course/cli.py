@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--free-bits", type=float, default=0.0, metavar="NATS",
                    help="floor on each latent dimension's batch-mean KL, in nats (default 0: off; "
                         "chapter 10)")
+    p.add_argument("--lr-schedule", choices=["constant", "one-cycle"], default=None,
+                   help="learning-rate schedule (default: the recipe's; one-cycle makes the lr the "
+                        "peak of a warm-up and anneal over the run, as the course-fast recipe does)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     p = sub.add_parser("doctor", help="check that the course computes correctly on this device",

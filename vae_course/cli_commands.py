@@ -62,7 +62,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             _, history = train_recipe(recipe, dataset=dataset, epochs=args.epochs, subset=args.subset,
                                       device=args.device, out=out, resume=args.resume, seed=args.seed,
                                       deterministic=args.deterministic, progress=not args.no_progress,
-                                      kl_warmup_epochs=args.kl_warmup_epochs, free_bits=args.free_bits)
+                                      kl_warmup_epochs=args.kl_warmup_epochs, free_bits=args.free_bits,
+                                      **({"lr_schedule": args.lr_schedule} if args.lr_schedule else {}))
     except KeyboardInterrupt:  # fit has already said which epoch is saved and how to resume
         return EXIT_INTERRUPTED
     last = history.epochs[-1] if history.epochs else {}

@@ -8,14 +8,19 @@ mini-batches out of it by index.
 """
 from __future__ import annotations
 
+import json
 import math
+import os
+import tempfile
+import zlib
+from pathlib import Path
 from typing import Iterator, Optional, Union
 
 import numpy as np
 import torch
 
-from .datasets import PathLike, split_files
-from .idx import read_idx
+from .datasets import PathLike, cache_dir, split_files
+from .idx import GZIP_MAGIC, read_idx
 from .rng import bernoulli
 
 BINARIZE_MODES = ("none", "static", "dynamic")
@@ -28,7 +33,7 @@ def load_split(name: Optional[str] = None, split: str = "train", root: Optional[
     """Images ``uint8 (N, 28, 28)`` and labels ``uint8 (N,)`` of the ``"train"`` or ``"test"`` split
     (found, or downloaded, as ``datasets.locate`` says)."""
     images_path, labels_path = split_files(name, split, root=root, download=download)
-    images, labels = read_idx(images_path), read_idx(labels_path)
+    images, labels = read_idx_cached(images_path), read_idx_cached(labels_path)
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
         raise ValueError(f"{images_path}: expected uint8 images of shape (N, 28, 28), "
                          f"found {images.dtype} {images.shape}; is this the right file?")
@@ -36,6 +41,72 @@ def load_split(name: Optional[str] = None, split: str = "train", root: Optional[
         raise ValueError(f"{labels_path}: expected {images.shape[0]} uint8 labels to match "
                          f"{images_path.name}, found {labels.dtype} {labels.shape}")
     return images, labels
+
+
+def decompressed_cache_dir() -> Path:
+    """Where :func:`read_idx_cached` keeps decompressed copies: ``<vae-course cache>/decompressed``."""
+    return cache_dir() / "decompressed"
+
+
+def read_idx_cached(path: PathLike) -> np.ndarray:
+    """:func:`vae_course.idx.read_idx`, with a gzip-compressed file decompressed only once.
+
+    Decompressing MNIST's training images takes longer than a short training run's other
+    set-up, so the array is kept as ``.npy`` in :func:`decompressed_cache_dir`, beside a
+    record of the source file (path, size, modification time) and a CRC-32 of the array.
+    The copy is used only while all of them match; a changed, replaced or damaged copy is
+    read again from the source (and rewritten).  Plain IDX files are read directly.
+    """
+    path = Path(path)
+    with open(path, "rb") as raw:
+        if raw.read(2) != GZIP_MAGIC:
+            return read_idx(path)
+    stat = path.stat()
+    source = {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    key = zlib.crc32(source["path"].encode())
+    array_path = decompressed_cache_dir() / f"{path.name}.{key:08x}.npy"
+    record_path = array_path.with_suffix(".json")
+    array = _cached_array(array_path, record_path, source)
+    if array is None:
+        array = read_idx(path)
+        _write_cache(array, array_path, record_path, source)
+    return array
+
+
+def _cached_array(array_path: Path, record_path: Path, source: dict) -> Optional[np.ndarray]:
+    """The cached array if its record matches ``source`` and its checksum holds, else None."""
+    try:
+        record = json.loads(record_path.read_text())
+        if record.get("source") != source:
+            return None
+        array = np.load(array_path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None  # no copy yet, or one that cannot be read: the source decides
+    if [*array.shape] != record.get("shape") or str(array.dtype) != record.get("dtype") \
+            or zlib.crc32(np.ascontiguousarray(array).data) != record.get("crc32"):
+        return None
+    return array
+
+
+def _write_cache(array: np.ndarray, array_path: Path, record_path: Path, source: dict) -> None:
+    """Write the copy and its record, each atomically; a cache that cannot be written is skipped."""
+    record = {"source": source, "shape": [*array.shape], "dtype": str(array.dtype),
+              "crc32": zlib.crc32(np.ascontiguousarray(array).data)}
+    try:
+        array_path.parent.mkdir(parents=True, exist_ok=True)
+        for target, write in ((array_path, lambda f: np.save(f, array, allow_pickle=False)),
+                              (record_path, lambda f: f.write(json.dumps(record).encode()))):
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    write(f)
+                os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a shared cache from others
+                os.replace(tmp, target)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+    except OSError:
+        pass  # a read-only or full cache only costs the decompression next time
 
 
 def load_tensors(name: Optional[str] = None, split: str = "train", device: Union[str, torch.device] = "cpu",

@@ -64,6 +64,8 @@ def run_key(recipe, dataset: str, epochs: int, subset: int | None, seed: int,
     from .train import RECIPE_OVERRIDES
     spec = get_recipe(recipe)
     settings = {"recipe": {k: getattr(spec, k) for k in RECIPE_OVERRIDES}, "overrides": overrides}
+    if spec.lr_schedule != "constant":  # only then, so the keys of constant-lr runs stay as they were
+        settings["recipe"]["lr_schedule"] = spec.lr_schedule
     digest = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:8]
     subset_part = f"-n{subset}" if subset else ""
     quick_part = "-quick" if quick_mode() else ""

@@ -26,9 +26,11 @@ from .rng import get_rng_state, set_rng_state
 # Keys of a checkpoint's config["training"] that change the numbers a run produces; resuming
 # with different values is allowed (e.g. a lower lr after a NaN) but is no longer exact.
 TRAJECTORY_KEYS = ("batch_size", "lr", "reconstruction", "kl", "beta", "sigma", "binarize",
-                   "drop_last", "shuffle", "seed", "kl_warmup_epochs", "kl_warmup_steps", "free_bits")
+                   "drop_last", "shuffle", "seed", "kl_warmup_epochs", "kl_warmup_steps", "free_bits",
+                   "lr_schedule")
 # What a checkpoint written before these options existed trained with.
-TRAINING_DEFAULTS = {"kl_warmup_epochs": 0, "kl_warmup_steps": 0, "free_bits": 0.0}
+TRAINING_DEFAULTS = {"kl_warmup_epochs": 0, "kl_warmup_steps": 0, "free_bits": 0.0,
+                     "lr_schedule": "constant"}
 
 
 def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> None:
@@ -91,6 +93,8 @@ def check_resumable(saved: dict, current: dict, path: Path) -> None:
     before, now = saved.get("training", {}), current["training"]
     before = {**TRAINING_DEFAULTS, **before}
     changed = [f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in TRAJECTORY_KEYS if before.get(k) != now.get(k)]
+    if now.get("lr_schedule", "constant") != "constant" and before.get("epochs") != now.get("epochs"):
+        changed.append(f"epochs: {before.get('epochs')!r} -> {now.get('epochs')!r} (the lr schedule spans the run)")
     if changed:
         print(f"resuming {path} with changed settings ({'; '.join(changed)}); the result will "
               f"differ from an uninterrupted run", file=sys.stderr)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -49,11 +50,15 @@ from .rng import get_rng_state, seed_everything
 
 SYNC_EVERY = 50  # on a GPU, read losses back (one sync) every this many steps
 
+# Learning-rate schedules of fit: "constant" (the sources) or "one-cycle" (make_lr_scheduler).
+LR_SCHEDULES = ("constant", "one-cycle")
+ONE_CYCLE_WARMUP = 0.25  # fraction of the run's steps spent rising to the peak lr
+
 # train_recipe: overrides that change recipe fields, and fit arguments recipes do not carry.
 RECIPE_OVERRIDES = ("model_kwargs", "reconstruction", "kl", "beta", "sigma", "lr", "batch_size",
                     "binarize", "drop_last", "shuffle")
 FIT_OVERRIDES = ("seed", "bf16", "torch_compile", "channels_last", "deterministic",
-                 "kl_warmup_epochs", "kl_warmup_steps", "free_bits")
+                 "kl_warmup_epochs", "kl_warmup_steps", "free_bits", "lr_schedule")
 
 
 # --------------------------------------------------------------------------- one epoch
@@ -72,15 +77,16 @@ def make_optimizer(params: Iterable[nn.Parameter], lr: float, device: torch.devi
 def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable,
                     loss_fn: Callable[[torch.Tensor, torch.Tensor | None], Any], *,
                     report: Callable[[list[list[float]]], None] | None = None,
-                    report_every: int = 1) -> tuple[float, float, float]:
+                    report_every: int = 1, scheduler=None) -> tuple[float, float, float]:
     """One pass over ``batches``: the body of MATLAB's training loop (chapter 6).
 
     For each mini-batch: ``loss_fn(xb, yb)`` gives the ELBO terms per image, their batch
     means are the loss, then backward and one optimizer step.  The batch means stay on the
     device; every ``report_every`` steps (and at the end) they are copied to the host at once
     and handed to ``report(rows)``, rows being ``[loss, reconstruction, kl]`` per step
-    - one wait for a GPU instead of one per step.  Returns the epoch's mean loss,
-    reconstruction and KL per image.
+    - one wait for a GPU instead of one per step.  ``scheduler`` (a ``torch.optim.lr_scheduler``)
+    steps after every optimizer step.  Returns the epoch's mean loss, reconstruction and KL
+    per image.
     """
     model.train()
     step_means, sizes, reported = [], [], 0
@@ -90,6 +96,8 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches:
         optimizer.zero_grad(set_to_none=True)
         means[0].backward()
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         step_means.append(means.detach())
         sizes.append(len(xb))
         if report is not None and len(sizes) % report_every == 0:
@@ -116,6 +124,33 @@ def warmup_beta(step: int, beta: float, warmup_steps: int) -> float:
     if warmup_steps <= 0:
         return beta
     return beta * min(1.0, step / warmup_steps)
+
+
+def make_lr_scheduler(optimizer: torch.optim.Optimizer, schedule: str, total_steps: int,
+                      start_step: int = 0) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The learning-rate schedule of a run, positioned at ``start_step`` (None: constant lr).
+
+    ``"one-cycle"`` is ``torch.optim.lr_scheduler.OneCycleLR`` (Smith & Topin, 2019) over the
+    run's ``total_steps``: the lr rises from peak/25 to the peak (the optimizer's ``lr``) over
+    the first quarter of the steps, then anneals (cosine) to almost 0 at the last step.  A
+    large peak speeds training; the warm-up keeps it from diverging at the start, the
+    anneal settles the weights at the end.  Adam's momentum is left alone
+    (``cycle_momentum=False``).  The lr of a step depends only on its index, so a resumed run
+    jumps to ``start_step`` and continues exactly.  A run of fewer than 4 steps keeps ``lr``.
+    """
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}; got {schedule!r}")
+    if schedule == "constant" or total_steps < 4:  # a smoke test of 1-3 steps: no cycle to run
+        return None
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=[group["lr"] for group in optimizer.param_groups], total_steps=total_steps,
+        pct_start=max(ONE_CYCLE_WARMUP, 2 / total_steps), cycle_momentum=False)  # >= 2 warm-up steps
+    if start_step:
+        with warnings.catch_warnings():  # jumping ahead is not the "step before optimizer.step" mistake
+            warnings.filterwarnings("ignore", message="Detected call of")
+            scheduler.last_epoch = start_step - 1
+            scheduler.step()
+    return scheduler
 
 
 def make_loss_fn(model: nn.Module, *, reconstruction: str, kl: str, beta: float, sigma: float | None,
@@ -157,7 +192,7 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, train_y: torch.Tensor | None
         channels_last: bool | None = None, deterministic: bool = False, callbacks: Sequence[Any] = (),
         checkpoint: str | os.PathLike | None = None, resume: bool = False, progress: bool = True,
         config: dict | None = None, kl_warmup_epochs: int = 0, kl_warmup_steps: int = 0,
-        free_bits: float = 0.0) -> History:
+        free_bits: float = 0.0, lr_schedule: str = "constant") -> History:
     """Train ``model`` in place with Adam on the negative ELBO; return the :class:`History`.
 
     ``reconstruction``, ``kl``, ``beta``, ``sigma`` choose the loss (``vae_course.losses.elbo_terms``);
@@ -180,12 +215,18 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, train_y: torch.Tensor | None
     ``free_bits`` is a floor in nats on each latent dimension's batch-mean KL
     (:func:`vae_course.losses.free_bits_kl`).  Both change only the training loss: the
     history's test loss is the recipe's own (``beta``, no floor).
+
+    ``lr_schedule="one-cycle"`` makes ``lr`` the peak of a one-cycle schedule over the run's
+    ``epochs`` (:func:`make_lr_scheduler`; the ``course-fast`` recipe); the default keeps
+    ``lr`` constant, as every source does.
     """
     device = pick_device(device)
     callbacks = check_callbacks(callbacks)
     use_bf16 = _check_fit_arguments(model, train_x, train_y, test_x, test_y, epochs, device, bf16,
                                     torch_compile, resume, checkpoint)
     _check_remedies(kl_warmup_epochs, kl_warmup_steps, free_bits)
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}; got {lr_schedule!r}")
     if channels_last is None:
         channels_last = device.type == "cpu" and has_convolutions(model)
     full_config = _run_config(model, config, epochs=epochs, batch_size=int(batch_size), lr=float(lr),
@@ -195,7 +236,8 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, train_y: torch.Tensor | None
                               seed=int(seed),
                               bf16=bool(bf16), compile=torch_compile, channels_last=bool(channels_last),
                               deterministic=bool(deterministic), kl_warmup_epochs=int(kl_warmup_epochs),
-                              kl_warmup_steps=int(kl_warmup_steps), free_bits=float(free_bits))
+                              kl_warmup_steps=int(kl_warmup_steps), free_bits=float(free_bits),
+                              lr_schedule=lr_schedule)
     seed_everything(seed)
     model.to(device)
     if channels_last:  # before the optimizer is built, so its state takes the same layout
@@ -228,6 +270,8 @@ def _train_epochs(model, optimizer, batches, config, history, start_epoch, callb
     loss_fn = make_loss_fn(step_model, bf16=use_bf16, kl_warmup_steps=warmup_steps,
                            free_bits=training["free_bits"], start_step=start_epoch * len(batches),
                            **loss_kwargs)
+    scheduler = make_lr_scheduler(optimizer, training["lr_schedule"], epochs * len(batches),
+                                  start_step=start_epoch * len(batches))
     run = RunRecorder(model, history, callbacks, epochs, len(batches), device, checkpoint, start_epoch,
                       training["lr"], progress)
     test = None if test_x is None else (test_x.to(device), test_y.to(device) if conditional else None)
@@ -237,7 +281,8 @@ def _train_epochs(model, optimizer, batches, config, history, start_epoch, callb
                 run.start_epoch(epoch)
                 batches.set_epoch(epoch)
                 means = train_one_epoch(model, optimizer, batches, loss_fn, report=run.record_steps,
-                                        report_every=1 if device.type == "cpu" else SYNC_EVERY)
+                                        report_every=1 if device.type == "cpu" else SYNC_EVERY,
+                                        scheduler=scheduler)
                 run.end_epoch(means, get_rng_state(device), test, training["binarize"], loss_kwargs,
                               optimizer, config)
     except KeyboardInterrupt:
@@ -313,7 +358,7 @@ def train_recipe(recipe_or_name: Any, dataset: str | None = None, epochs: int | 
     the recipe: ``lr``, ``batch_size``, ``beta``, ``reconstruction``, ``kl``, ``sigma``,
     ``binarize``, ``drop_last``, ``model_kwargs`` (merged into the recipe's), and the fit
     arguments ``seed``, ``bf16``, ``compile``, ``channels_last``, ``kl_warmup_epochs``,
-    ``kl_warmup_steps``, ``free_bits``.
+    ``kl_warmup_steps``, ``free_bits``, ``lr_schedule`` (default: the recipe's).
     """
     from . import data
     from .datasets import dataset_name
@@ -328,6 +373,7 @@ def train_recipe(recipe_or_name: Any, dataset: str | None = None, epochs: int | 
     settings.update({k: v for k, v in overrides.items() if k in RECIPE_OVERRIDES})
     settings["model_kwargs"] = {**dict(recipe.model_kwargs), **dict(overrides.get("model_kwargs") or {})}
     fit_extra = {k: v for k, v in overrides.items() if k in FIT_OVERRIDES}
+    fit_extra.setdefault("lr_schedule", recipe.lr_schedule)  # a fit option that a recipe may carry
 
     name = dataset_name(dataset)
     dev = pick_device(device)
