@@ -228,6 +228,9 @@ def time_to_quality_markdown(results: dict[str, Any]) -> str:
         if run["reached"]:
             time_text, images = f"{run['time_to_target_s']:.1f} s", f"{run['images_to_target']:,}"
             there = run["at_target"]
+        elif run.get("lower_bound"):
+            time_text = f"≥ {run['lower_bound']['time_to_target_s']:.0f} s (not reached)"
+            images, there = "–", run["evaluations"][-1]["scores"]
         elif run.get("estimated"):
             time_text = f"{run['estimated']['time_to_target_s']:.0f} s (estimated)"
             images, there = "–", run["evaluations"][-1]["scores"]
