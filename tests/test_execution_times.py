@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,3 +67,25 @@ def test_budgets_are_computed_from_the_record():
     rows = execution_times.table_rows(data, names)
     assert [r["real_s"] for r in rows] == [100.0, 200.0, None]
     assert [r["quick_s"] for r in rows] == [5.0, None, None]
+
+
+def test_a_whole_ci_log_is_recorded_and_checked_against_the_budget(tmp_path):
+    log = ("ci: on AMD EPYC 7B13, 2 cores, 2026-11-30T23:00:00Z\nsome test output\n"
+           "ci: make test took 640 s\nci: make test-portability took 342 s\n"
+           "ci: make test-vision took 400 s; all of CI 1382 s\n")
+    run = execution_times.ci_run(log)
+    assert run["seconds"] == 1382 and run["date"] == "2026-11-30T23:00:00Z"
+    assert run["stages"] == {"make test": 640, "make test-portability": 342, "make test-vision": 400}
+    assert run["hardware"] == "CPU AMD EPYC 7B13, 2 cores"
+    times = tmp_path / "times.json"
+    data = execution_times.record_ci(run, times)
+    assert json.loads(times.read_text()) == data
+    ci = [b for b in execution_times.summary(data, ["notebooks/01_a.ipynb"]) if b["budget"].startswith("CI")]
+    assert ci[0]["status"] == "not met" and "23.0 min" in ci[0]["measured"]
+    assert "make test 10.7 min" in ci[0]["measured"]
+    data["ci"]["seconds"] = 500.0
+    ci = [b for b in execution_times.summary(data, ["notebooks/01_a.ipynb"]) if b["budget"].startswith("CI")]
+    assert ci[0]["status"] == "met"
+    for unfinished in ("ci: make test took 640 s\n", log.replace("ci: on", "ci: in")):
+        with pytest.raises(ValueError, match="ci: on"):
+            execution_times.ci_run(unfinished)
