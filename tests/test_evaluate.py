@@ -159,3 +159,26 @@ def test_iwae_checks_its_input():
     model.train()
     out = iwae_log_likelihood(model, _images(7, binary=True), k=11, batch_size=3, chunk=4)
     assert out.shape == (7,) and np.isfinite(out).all() and model.training
+
+
+def test_a_conv_model_is_evaluated_channels_last_on_the_cpu_and_keeps_its_own_layout():
+    """inference() runs a CPU conv model channels-last (oneDNN's fast layout), the same values to
+    float32 rounding, and hands the model back in the layout it came in: a run of
+    fit(channels_last=False) must not switch layout after its first test evaluation."""
+    torch.manual_seed(0)
+    model = build_model("matlab-2022", latent_dim=4)
+    x = _images(40)
+    convs = [m.weight for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    seen = []
+    model.decoder.register_forward_hook(
+        lambda module, args, out: seen.append(all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)))
+    with torch.no_grad():
+        expected = model.reconstruct(x)  # the default layout, computed directly
+    errors = reconstruction_errors(model, x, batch_size=16)
+    assert seen[-1] is True                                      # evaluated channels-last
+    assert all(w.is_contiguous() for w in convs)                  # and handed back contiguous
+    manual = (expected - x).pow(2).flatten(1).mean(dim=1).numpy()
+    assert_one_pass_close(errors, manual, "per-image MSE, channels-last vs contiguous")
+    model.to(memory_format=torch.channels_last)                   # a model fit left channels-last
+    reconstruction_errors(model, x)
+    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)

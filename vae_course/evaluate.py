@@ -25,14 +25,31 @@ DYNAMIC_TEST_SEED = 1234  # fixed, so a dynamically binarized test set is the sa
 
 @contextlib.contextmanager
 def inference(model: nn.Module) -> Iterator[torch.device]:
-    """Eval mode and no gradients for the block, then the model's own mode back; yields its device."""
+    """Eval mode and no gradients for the block, then the model's own mode back; yields its device.
+
+    On a CPU a convolutional model runs the block in the channels-last layout, as ``fit``
+    trains it: oneDNN's convolutions are about 2.5x faster in it than in PyTorch's default
+    layout (the same values, up to float32 rounding).  Its own layout is put back after.
+    """
     was_training = model.training
+    device = next(model.parameters()).device
+    relayout = device.type == "cpu" and not _channels_last(model)
     model.eval()
+    if relayout:
+        model.to(memory_format=torch.channels_last)
     try:
         with torch.no_grad():
-            yield next(model.parameters()).device
+            yield device
     finally:
         model.train(was_training)
+        if relayout:
+            model.to(memory_format=torch.contiguous_format)
+
+
+def _channels_last(model: nn.Module) -> bool:
+    """True when the model has no 2-D convolution or already holds them channels-last."""
+    weights = [m.weight for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    return all(w.is_contiguous(memory_format=torch.channels_last) for w in weights)
 
 
 def _check_batch_size(batch_size: int, caller: str) -> None:
