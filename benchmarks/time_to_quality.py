@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "time_to_quality", "dataset": "mnist", "note": args.note,
         "settings": {"threads": torch.get_num_threads(), "b_every": args.b_every, "a_epochs": a_epochs,
                      "a_estimated": args.a_epochs is not None, "seed": args.seed,
-                     "fd_samples": len(yardsticks.real), "subset": args.subset,
+                     "fd_samples": len(yardsticks.real), "subset": args.subset, "train_images": len(train_x),
                      "classifier_epochs": args.classifier_epochs},
         "target": {**target, "source": f"vae_course.pretrained('{SOURCE}', 'mnist'): the shipped weights, "
                                        f"{entry['epochs']} epochs, seed 0, scored here with the same code",
