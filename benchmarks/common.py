@@ -40,12 +40,15 @@ def hardware(device: torch.device) -> dict[str, Any]:
 
 
 def hardware_slug(info: dict[str, Any]) -> str:
-    """A file-name-safe name for a machine, e.g. ``cpu-intel-xeon-processor-2cores``."""
+    """A file-name-safe name for a machine, e.g. ``cpu-intel-xeon-processor-2cores``,
+    ``cuda-nvidia-h100-80gb-hbm3``; Apple's GPU is ``mps-<cpu>-<n>cores`` (so that its results
+    never land in the same file as that Mac's CPU results)."""
     if "gpu" in info:
         name = f"cuda-{info['gpu']}"
     else:
         cpu = re.sub(r"\((r|tm)\)|\s+cpu\s+@.*$", "", info["cpu"], flags=re.I)
-        name = f"cpu-{cpu}-{info['cpu_cores']}cores"
+        kind = "mps" if str(info.get("device", "")).startswith("mps") else "cpu"
+        name = f"{kind}-{cpu}-{info['cpu_cores']}cores"
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 

@@ -53,7 +53,8 @@ def time_recipe(recipe: str, variant: Variant, *, dataset: str, device: torch.de
     sync()
     wall = time.perf_counter() - start
     last = history.epochs[-1]
-    return {"variant": variant.name, "epochs": len(history.epochs), "subset": subset, "wall_s": round(wall, 2),
+    return {"variant": variant.name, "dataset": dataset, "epochs": len(history.epochs), "subset": subset,
+            "wall_s": round(wall, 2),
             "epoch_seconds": [round(r["seconds"], 3) for r in history.epochs],
             "final_train_loss": last["train_loss"], "final_test_loss": last["test_loss"],
             "hardware": hardware(device)}

@@ -2,6 +2,7 @@
 
     python -m benchmarks.time_to_quality --threads 2                 # the published run (MNIST)
     python -m benchmarks.time_to_quality --a-epochs 2 --json /tmp/ttq.json   # A measured, then estimated
+    python -m benchmarks.time_to_quality --device cuda               # on a GPU (benchmarks/gpu.py runs it)
 
 The target is what the ``matlab-2022`` recipe reaches after its 30 epochs, on the common
 yardsticks of ``benchmarks/quality.py``: the test reconstruction MSE per pixel and the
@@ -23,6 +24,12 @@ Training time excludes the evaluations (their time is recorded separately); both
 contestants run in this process on this machine, after a few untimed warm-up steps of each
 loop, B before and after A, so a machine that gets busier or quieter shows as a difference
 between B's two runs.
+
+``--device`` (default ``cpu``) moves the whole measurement onto a GPU: the feature classifier,
+the shipped target model, both contestants and their evaluations.  On a GPU ``fit`` reads the
+losses back every ``SYNC_EVERY`` steps and calls B's callback then, so B is scored at the last
+step of each such block (where the weights are), and the clock waits for the device before it
+reads the time.  The results file is then ``time-to-quality-mnist-<hardware>.json``.
 """
 from __future__ import annotations
 
@@ -37,18 +44,19 @@ import torch
 
 if __package__ in (None, ""):  # run as a script: python benchmarks/time_to_quality.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import RESULTS, hardware, write_json
+from benchmarks.common import RESULTS, hardware, hardware_slug, write_json
 from benchmarks.frechet import frechet_distance_of_features
 from benchmarks.quality import feature_net, generate, iwae_nll
 from benchmarks.speed import Variant, train_idiomatic
 from vae_course import data
 from vae_course.datasets import cache_dir
+from vae_course.devices import pick_device
 from vae_course.evaluate import reconstruction_errors
 from vae_course.models import build_model
 from vae_course.pretrained_models import manifest, pretrained
 from vae_course.recipes import get_recipe
 from vae_course.rng import seed_everything
-from vae_course.train import fit
+from vae_course.train import SYNC_EVERY, fit
 
 SOURCE, FAST = "matlab-2022", "course-fast"
 FD_SAMPLES = 10_000
@@ -95,14 +103,26 @@ class Yardsticks:
         return {"mse": mse, "fd": fd}
 
 
-class Clock:
-    """Wall time since ``start()``, less the time spent in evaluations."""
+def synchronize(device: torch.device | None) -> None:
+    """Wait until ``device`` has finished the work queued so far (nothing to wait for on the CPU)."""
+    if device is not None and device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device is not None and device.type == "mps":
+        torch.mps.synchronize()
 
-    def __init__(self):
+
+class Clock:
+    """Wall time since ``start()``, less the time spent in evaluations.  On a GPU (``device``)
+    it waits for the queued training work before it reads the time."""
+
+    def __init__(self, device: torch.device | None = None):
+        self.device = device
+        synchronize(device)
         self.started, self.evaluating = time.perf_counter(), 0.0
 
     def evaluate(self, score: Callable[[], dict]) -> tuple[float, dict, float]:
         """Training seconds so far, the scores, and how long scoring took."""
+        synchronize(self.device)
         begun = time.perf_counter()
         training = begun - self.started - self.evaluating
         scores = score()
@@ -113,15 +133,25 @@ class Clock:
 
 class QualityWatch:
     """A ``fit`` callback: scores the model every ``every`` images and at the run's last step,
-    and stops the run (:class:`TargetReached`) at the first evaluation on target."""
+    and stops the run (:class:`TargetReached`) at the first evaluation on target.
+
+    ``report_every``: how many steps ``fit`` runs between two read-backs of the losses (1 on
+    the CPU; ``SYNC_EVERY`` on a GPU), which it then hands to the callbacks one by one while
+    the weights are already those of the block's last step.  The watch scores only at such a
+    last step (and at each epoch's end, where fit also reads back), so the images it records
+    are the images the scored weights have seen."""
 
     def __init__(self, yardsticks: Yardsticks, target: dict[str, float], every: int, batch_size: int,
-                 train_images: int, clock: Clock):
+                 train_images: int, clock: Clock, report_every: int = 1):
         self.yardsticks, self.target, self.every = yardsticks, target, every
         self.batch_size, self.train_images, self.clock = batch_size, train_images, clock
+        self.report_every = report_every
         self.next_at, self.evaluations = every, []
 
     def on_iteration(self, state) -> None:
+        step = (state.iteration - 1) % state.iterations_per_epoch + 1  # within its epoch, 1-based
+        if step % self.report_every and step != state.iterations_per_epoch:
+            return  # fit has trained past this step already: wait for the step the weights are at
         seen = images_seen(state.iteration, state.iterations_per_epoch, self.batch_size, self.train_images)
         last = state.iteration == state.epochs * state.iterations_per_epoch
         if seen < self.next_at and not last:
@@ -137,30 +167,33 @@ class QualityWatch:
             raise TargetReached
 
 
-def run_fast(train_x: torch.Tensor, yardsticks: Yardsticks, target: dict, every: int, seed: int) -> tuple:
+def run_fast(train_x: torch.Tensor, yardsticks: Yardsticks, target: dict, every: int, seed: int,
+             device: torch.device = torch.device("cpu")) -> tuple:
     """Contestant B: ``course-fast`` through ``fit`` until on target; (record, model)."""
     recipe = get_recipe(FAST)
     seed_everything(seed)
     model = build_model(recipe.arch, **recipe.model_kwargs)
-    clock = Clock()
-    watch = QualityWatch(yardsticks, target, every, recipe.batch_size, len(train_x), clock)
+    clock = Clock(device)
+    watch = QualityWatch(yardsticks, target, every, recipe.batch_size, len(train_x), clock,
+                         report_every=1 if device.type == "cpu" else SYNC_EVERY)  # as fit reads back
     try:
         fit(model, train_x, epochs=recipe.epochs, batch_size=recipe.batch_size, lr=recipe.lr,
             lr_schedule=recipe.lr_schedule, reconstruction=recipe.reconstruction, kl=recipe.kl,
             beta=recipe.beta, sigma=recipe.sigma, binarize=recipe.binarize, drop_last=recipe.drop_last,
-            shuffle=recipe.shuffle, device="cpu", seed=seed, progress=False, callbacks=[watch])
+            shuffle=recipe.shuffle, device=device, seed=seed, progress=False, callbacks=[watch])
     except TargetReached:
         pass
     model.eval()
     return _record(recipe, "vae_course.train.fit", every, watch.evaluations, target), model
 
 
-def run_idiomatic(images, labels, yardsticks: Yardsticks, target: dict, epochs: int, seed: int) -> tuple:
+def run_idiomatic(images, labels, yardsticks: Yardsticks, target: dict, epochs: int, seed: int,
+                  device: torch.device = torch.device("cpu")) -> tuple:
     """Contestant A: ``matlab-2022`` in the idiomatic loop, scored after every epoch."""
     recipe = get_recipe(SOURCE)
     seed_everything(seed)
-    model = build_model(recipe.arch, **recipe.model_kwargs)
-    clock, evaluations = Clock(), []
+    model = build_model(recipe.arch, **recipe.model_kwargs).to(device)  # as pytorch/examples
+    clock, evaluations = Clock(device), []
 
     def after_epoch(epoch: int) -> bool:
         training, scores, took = clock.evaluate(lambda: yardsticks(model))
@@ -170,25 +203,27 @@ def run_idiomatic(images, labels, yardsticks: Yardsticks, target: dict, epochs: 
         print(f"  A epoch {epoch:2d}  {training:7.1f} s  MSE {scores['mse']:.4f}  FD {scores['fd']:.1f}", flush=True)
         return meets(scores, target)
 
-    train_idiomatic(model, images, labels, recipe=recipe, epochs=epochs, device=torch.device("cpu"),
+    train_idiomatic(model, images, labels, recipe=recipe, epochs=epochs, device=device,
                     variant=Variant("idiomatic"), seed=seed, after_epoch=after_epoch)
     model.eval()
     every = (len(images) // recipe.batch_size) * recipe.batch_size
     return _record(recipe, "benchmarks.speed.train_idiomatic (DataLoader)", every, evaluations, target), model
 
 
-def warm_up(train_x: torch.Tensor, images, labels, seed: int, n: int = 512) -> None:
+def warm_up(train_x: torch.Tensor, images, labels, seed: int, n: int = 512,
+            device: torch.device = torch.device("cpu")) -> None:
     """A few untimed steps of both loops first: the process's one-off costs (the first
-    optimizer imports ``torch._dynamo``, oneDNN prepares its kernels) then burden neither."""
+    optimizer imports ``torch._dynamo``, oneDNN prepares its kernels; on a GPU the CUDA
+    context and cuDNN's kernel choice) then burden neither."""
     for loop in ("fit", "idiomatic"):
         seed_everything(seed)
         model = build_model("matlab-2022", latent_dim=16)
         if loop == "fit":
             fit(model, train_x[:n], epochs=1, batch_size=128, lr=1e-3, reconstruction="bernoulli",
-                kl="closed-form", beta=1.0, binarize="none", drop_last=False, device="cpu", progress=False)
+                kl="closed-form", beta=1.0, binarize="none", drop_last=False, device=device, progress=False)
         else:
-            train_idiomatic(model, images[:n], labels[:n], recipe=get_recipe(SOURCE), epochs=1,
-                            device=torch.device("cpu"), variant=Variant("idiomatic"), seed=seed)
+            train_idiomatic(model.to(device), images[:n], labels[:n], recipe=get_recipe(SOURCE), epochs=1,
+                            device=device, variant=Variant("idiomatic"), seed=seed)
 
 
 def _record(recipe, loop: str, every: int, evaluations: list[dict], target: dict) -> dict[str, Any]:
@@ -233,14 +268,21 @@ def main(argv: list[str] | None = None) -> int:
                         help="first N train and test images only (a smoke test; scores not comparable)")
     parser.add_argument("--note", default="", help="conditions of the run worth stating (stored in the JSON)")
     parser.add_argument("--classifier-epochs", type=int, default=3, help="feature classifier epochs (default 3)")
-    parser.add_argument("--json", type=Path, default=RESULTS / "time-to-quality-mnist.json")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu (the default), cuda, cuda:N or mps: where everything is trained and scored")
+    parser.add_argument("--json", type=Path, default=None,
+                        help="default benchmarks/results/time-to-quality-mnist.json on the CPU, "
+                             "time-to-quality-mnist-<hardware>.json on another device")
     parser.add_argument("--samples", type=Path, default=None, metavar="PNG",
                         help="64 samples of each model at the target (default: beside --json)")
     args = parser.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    device = torch.device("cpu")
+    device = pick_device(args.device)
     started = hardware(device)
+    if args.json is None:
+        args.json = RESULTS / ("time-to-quality-mnist.json" if device.type == "cpu"
+                               else f"time-to-quality-mnist-{hardware_slug(started)}.json")
 
     train = data.load_tensors("mnist", "train", subset=args.subset)
     train_x, test = train[0], data.load_tensors("mnist", "test", subset=args.subset)
@@ -249,21 +291,21 @@ def main(argv: list[str] | None = None) -> int:
                                 cache=cache_dir() / "benchmarks", device=device, progress=False)
     yardsticks = Yardsticks(test[0], net, args.seed)
 
-    shipped = pretrained(SOURCE, "mnist")
+    shipped = pretrained(SOURCE, "mnist", device=device)
     target = yardsticks(shipped)
     entry = manifest()["models"][f"{SOURCE}/mnist"]
     print(f"target (shipped {SOURCE}, {entry['epochs']} epochs): MSE {target['mse']:.4f}, FD {target['fd']:.1f}")
 
-    warm_up(train_x, images, labels, args.seed)
+    warm_up(train_x, images, labels, args.seed, device=device)
     b_runs, models = [], {}
     a_epochs = args.a_epochs or get_recipe(SOURCE).epochs
     for turn in ["B"] + ["A"] + ["B"] * (args.b_runs - 1):
         print(f"contestant {turn}", flush=True)
         if turn == "B":
-            record, models["B"] = run_fast(train_x, yardsticks, target, args.b_every, args.seed)
+            record, models["B"] = run_fast(train_x, yardsticks, target, args.b_every, args.seed, device)
             b_runs.append(record)
         else:
-            a, models["A"] = run_idiomatic(images, labels, yardsticks, target, a_epochs, args.seed)
+            a, models["A"] = run_idiomatic(images, labels, yardsticks, target, a_epochs, args.seed, device)
 
     a["epoch_seconds"] = epoch_seconds(a["evaluations"])
     if args.a_epochs is not None and not a["reached"]:

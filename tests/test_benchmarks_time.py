@@ -86,6 +86,25 @@ def test_the_watch_scores_the_last_step_when_the_target_is_never_reached():
     assert [e["images"] for e in watch.evaluations] == [164, 200]  # past 150, and the run's end
 
 
+def test_on_a_gpu_the_watch_scores_where_fit_has_read_the_losses_back():
+    """fit reads losses back every report_every steps on a GPU and then calls the callback for
+    each of them, the weights being the block's last step's: the watch scores only there."""
+    from types import SimpleNamespace
+
+    # 10 steps per epoch of 32 images (320 images), fit reading back every 4 steps and at the epoch's end
+    watch = ttq.QualityWatch(FakeYardsticks([{"mse": 1.0, "fd": 999.0}] * 10), TARGET, 64, 32, 320,
+                             ttq.Clock(), report_every=4)
+    for iteration in range(1, 21):
+        watch.on_iteration(SimpleNamespace(iteration=iteration, iterations_per_epoch=10, epochs=2, model=None))
+    # due at 64 images (step 2): scored at step 4 (128); due at 192 and 256: once, at step 8; 320:
+    # step 10, the epoch's end; 384: step 14 (448); 512: step 18 (576); 640: step 20, the run's end.
+    assert [e["images"] for e in watch.evaluations] == [128, 256, 320, 448, 576, 640]
+    cpu = ttq.QualityWatch(FakeYardsticks([{"mse": 1.0, "fd": 999.0}] * 20), TARGET, 64, 32, 320, ttq.Clock())
+    for iteration in range(1, 21):
+        cpu.on_iteration(SimpleNamespace(iteration=iteration, iterations_per_epoch=10, epochs=2, model=None))
+    assert [e["images"] for e in cpu.evaluations] == list(range(64, 641, 64))  # the CPU: at every due step
+
+
 def test_rounds_alternate_the_order():
     assert wp.round_orders(["a", "b", "c"], 3) == [["a", "b", "c"], ["c", "b", "a"], ["a", "b", "c"]]
 

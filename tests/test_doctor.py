@@ -87,6 +87,29 @@ def test_the_cli_prints_a_table_and_exits_0_when_everything_passes(capsys):
     assert "INFO  fit on cpu" in out and "all checks passed" in out
 
 
+def test_the_cli_prints_the_checks_as_json_with_the_same_verdict(capsys, monkeypatch):
+    import json
+
+    import vae_course.doctor as doctor
+    monkeypatch.setattr(doctor, "RECIPES", {"pytorch-mlp": RECIPES["pytorch-mlp"]})  # one recipe: quick
+    assert cli.main(["doctor", "--device", "cpu", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)  # JSON only: no table around it
+    assert result["device"] == "cpu" and result["passed"] is True and result["failed"] == 0
+    assert result["seconds"] >= 0
+    checks = {c["name"]: c for c in result["checks"]}
+    assert checks["train pytorch-mlp"]["status"] == "PASS" and checks["train pytorch-mlp"]["ok"] is True
+    assert checks["fit on cpu"]["status"] == "INFO" and checks["fit on cpu"]["ok"] is None
+    assert set(checks) == {"versions", "fit on cpu", "train pytorch-mlp", "evaluate, IWAE", "progress bars"}
+
+    def broken(name, device):
+        raise RuntimeError("kernel missing")
+    monkeypatch.setattr(doctor, "check_recipe", broken)
+    assert cli.main(["doctor", "--device", "cpu", "--json"]) == 1  # the exit status still says it failed
+    result = json.loads(capsys.readouterr().out)
+    assert result["passed"] is False and result["failed"] == 1
+    assert [c["detail"] for c in result["checks"] if c["status"] == "FAIL"] == ["RuntimeError: kernel missing"]
+
+
 @pytest.mark.parametrize("version, ok", [("7.7.1", True), ("8.1.0", True), ("7.5.2", False)])
 def test_progress_bar_check_follows_the_ipywidgets_the_package_requires(version, ok, monkeypatch):
     import ipywidgets

@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "CPU and compare them, check evaluation and IWAE, report what "
                                    "fit will use. Exits 1 if any check fails.")
     _add_device(p)
+    p.add_argument("--json", action="store_true",
+                   help="print the checks as JSON (passed, failed, seconds, device, and each check's "
+                        "name, status, ok and detail) instead of the table")
 
     p = sub.add_parser("evaluate", help="test metrics of a checkpoint",
                        description="Test-set ELBO, its components and the per-image "

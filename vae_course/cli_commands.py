@@ -246,4 +246,4 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     from .doctor import doctor
-    return 0 if doctor(args.device) else EXIT_FAILURE
+    return 0 if doctor(args.device, as_json=args.json) else EXIT_FAILURE

@@ -6,6 +6,7 @@ runs the evaluation functions while watching that no float64 tensor lands on a G
 MPS has none), and says what ``fit`` will use here.  Run it in Colab, on a Mac or a laptop::
 
     vae-course doctor                # or, in a notebook: import vae_course.doctor as d; d.doctor()
+    vae-course doctor --json         # the same checks as JSON (benchmarks/gpu.py stores it)
 """
 from __future__ import annotations
 
@@ -261,9 +262,26 @@ def report(checks: list[Check], seconds: float) -> str:
     return "\n".join(lines)
 
 
-def doctor(device: str | torch.device = "auto") -> bool:
-    """Run every check on ``device``, print the table, return whether all passed."""
+def as_dict(checks: list[Check], seconds: float, device: str | torch.device) -> dict:
+    """The checks as plain data (``vae-course doctor --json``): ``passed``, ``failed`` (how
+    many), ``seconds``, ``device`` and ``checks``, each with ``name``, ``status`` (``PASS``,
+    ``FAIL`` or ``INFO``, as in the table), ``ok`` (None for information) and ``detail``."""
+    failed = sum(c.ok is False for c in checks)
+    return {"device": str(device), "passed": not failed, "failed": failed, "seconds": round(seconds, 1),
+            "checks": [{"name": c.name, "status": "INFO" if c.ok is None else "PASS" if c.ok else "FAIL",
+                        "ok": c.ok, "detail": c.detail} for c in checks]}
+
+
+def doctor(device: str | torch.device = "auto", as_json: bool = False) -> bool:
+    """Run every check on ``device``, print the table (or, with ``as_json``, the JSON of
+    :func:`as_dict`), return whether all passed."""
     start = time.perf_counter()
+    device = pick_device(device)
     checks = run_checks(device)
-    print(report(checks, time.perf_counter() - start))
+    seconds = time.perf_counter() - start
+    if as_json:
+        import json
+        print(json.dumps(as_dict(checks, seconds, device), indent=2))
+    else:
+        print(report(checks, seconds))
     return not any(c.ok is False for c in checks)
