@@ -4,25 +4,13 @@ import torch
 
 from vae_course import losses
 from vae_course.checkpoints import load_checkpoint
-from vae_course.models import VAEOutput, build_model
+from vae_course.models import VAEOutput
 from vae_course.notebook import run_key
 from vae_course.train import fit, make_loss_fn, train_recipe, warmup_beta
+from tiny import random_images, tiny_mlp, weights_equal
 
 SETTINGS = dict(batch_size=32, lr=1e-3, reconstruction="bernoulli", kl="closed-form", beta=1.0,
                 binarize="none", drop_last=False, device="cpu", progress=False)
-
-
-def _images(n: int, seed: int = 0) -> torch.Tensor:
-    return torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
-
-
-def _model(seed: int = 0):
-    torch.manual_seed(seed)
-    return build_model("mlp", hidden=[32], latent_dim=3)
-
-
-def _weights_equal(a, b) -> bool:
-    return all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
 
 
 def test_warmup_beta_rises_linearly_then_stays():
@@ -31,7 +19,7 @@ def test_warmup_beta_rises_linearly_then_stays():
 
 
 def test_the_loss_function_uses_the_warmup_beta_of_each_step_and_continues_from_start_step():
-    model, x = _model(), _images(8)
+    model, x = tiny_mlp(), random_images(8)
     for start, expected in ((0, [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]), (3, [0.75, 1.0, 1.0])):
         loss_fn = make_loss_fn(model, reconstruction="bernoulli", kl="closed-form", beta=1.0,
                                sigma=None, kl_warmup_steps=4, start_step=start)
@@ -44,8 +32,8 @@ def test_the_loss_function_uses_the_warmup_beta_of_each_step_and_continues_from_
 
 def test_fit_warms_up_over_epochs():
     """One step per epoch: epoch e trains with beta * (e - 1) / 2 for a 2-epoch warm-up."""
-    x = _images(16)
-    history = fit(_model(), x, **{**SETTINGS, "batch_size": 16, "epochs": 3, "kl_warmup_epochs": 2})
+    x = random_images(16)
+    history = fit(tiny_mlp(), x, **{**SETTINGS, "batch_size": 16, "epochs": 3, "kl_warmup_epochs": 2})
     for record, weight in zip(history.epochs, (0.0, 0.5, 1.0)):
         assert record["train_loss"] == pytest.approx(record["train_reconstruction"] + weight * record["train_kl"])
         assert record["train_kl"] > 0
@@ -84,7 +72,7 @@ def test_free_bits_changes_only_the_loss_and_zero_changes_nothing():
     mu, logvar = _posterior(1)
     logits = torch.randn(64, 1, 28, 28, generator=torch.Generator().manual_seed(2))
     out = VAEOutput(logits, mu, mu, logvar)
-    x = _images(64)
+    x = random_images(64)
     plain = losses.elbo_terms(out, x, reconstruction="bernoulli")
     assert all(torch.equal(a, b) for a, b in zip(plain, losses.elbo_terms(out, x, reconstruction="bernoulli",
                                                                            free_bits=0.0)))
@@ -99,7 +87,7 @@ def test_free_bits_changes_only_the_loss_and_zero_changes_nothing():
 @pytest.mark.parametrize("bad", [-0.1, float("nan"), float("inf"), "1", True])
 def test_bad_free_bits_are_refused_with_the_argument_named(bad):
     with pytest.raises(ValueError, match="free_bits must be a number of nats"):
-        fit(_model(), _images(8), **{**SETTINGS, "epochs": 1, "free_bits": bad})
+        fit(tiny_mlp(), random_images(8), **{**SETTINGS, "epochs": 1, "free_bits": bad})
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -109,36 +97,36 @@ def test_bad_free_bits_are_refused_with_the_argument_named(bad):
 ])
 def test_bad_warmups_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        fit(_model(), _images(8), **{**SETTINGS, "epochs": 1, **kwargs})
+        fit(tiny_mlp(), random_images(8), **{**SETTINGS, "epochs": 1, **kwargs})
 
 
 @pytest.mark.parametrize("option", [{"kl_warmup_epochs": 2}, {"kl_warmup_steps": 5}, {"free_bits": 0.25}])
 def test_each_remedy_trains_is_recorded_and_resumes_bit_for_bit(tmp_path, option):
-    x, test_x = _images(96), _images(32, seed=1)
+    x, test_x = random_images(96), random_images(32, seed=1)
     settings = {**SETTINGS, "test_x": test_x, "seed": 3, **option}
-    straight = _model()
+    straight = tiny_mlp()
     history = fit(straight, x, epochs=3, checkpoint=tmp_path / "straight.pt", **settings)
     assert history.epochs[-1]["train_loss"] < history.epochs[0]["train_loss"] or "kl_warmup_epochs" in option
     training = load_checkpoint(tmp_path / "straight.pt")["config"]["training"]
     assert {k: training[k] for k in option} == option
 
-    fit(_model(), x, epochs=2, checkpoint=tmp_path / "split.pt", **settings)
-    resumed = _model(seed=99)
+    fit(tiny_mlp(), x, epochs=2, checkpoint=tmp_path / "split.pt", **settings)
+    resumed = tiny_mlp(seed=99)
     resumed_history = fit(resumed, x, epochs=3, checkpoint=tmp_path / "split.pt", resume=True, **settings)
-    assert _weights_equal(straight, resumed)
+    assert weights_equal(straight, resumed)
     assert resumed_history.iteration_loss == history.iteration_loss
 
-    plain = _model()
+    plain = tiny_mlp()
     fit(plain, x, epochs=3, **{**settings, **{k: 0 for k in option}})
-    assert not _weights_equal(straight, plain)  # the option did change the training
+    assert not weights_equal(straight, plain)  # the option did change the training
 
 
 def test_the_defaults_record_zero_and_train_as_before(tmp_path):
-    x = _images(64)
-    a, b = _model(), _model()
+    x = random_images(64)
+    a, b = tiny_mlp(), tiny_mlp()
     fit(a, x, epochs=1, checkpoint=tmp_path / "a.pt", **SETTINGS)
     fit(b, x, epochs=1, kl_warmup_epochs=0, kl_warmup_steps=0, free_bits=0.0, **SETTINGS)
-    assert _weights_equal(a, b)
+    assert weights_equal(a, b)
     training = load_checkpoint(tmp_path / "a.pt")["config"]["training"]
     assert (training["kl_warmup_epochs"], training["kl_warmup_steps"], training["free_bits"]) == (0, 0, 0.0)
 

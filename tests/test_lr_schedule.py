@@ -6,26 +6,13 @@ import pytest
 import torch
 
 from vae_course.checkpoints import load_checkpoint
-from vae_course.models import build_model
 from vae_course.notebook import run_key
 from vae_course.recipes import get_recipe
 from vae_course.train import RECIPE_OVERRIDES, fit, make_lr_scheduler, train_one_epoch
+from tiny import random_images, tiny_mlp, weights_equal
 
 SETTINGS = dict(batch_size=32, lr=4e-3, reconstruction="bernoulli", kl="closed-form", beta=1.0,
                 binarize="none", drop_last=False, device="cpu", progress=False)
-
-
-def _images(n: int, seed: int = 0) -> torch.Tensor:
-    return torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
-
-
-def _model(seed: int = 0):
-    torch.manual_seed(seed)
-    return build_model("mlp", hidden=[32], latent_dim=3)
-
-
-def _weights_equal(a, b) -> bool:
-    return all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
 
 
 def _lrs(optimizer, scheduler, steps):
@@ -61,14 +48,14 @@ def test_constant_means_no_scheduler_and_unknown_names_are_refused():
     assert make_lr_scheduler(optimizer, "constant", 10) is None
     assert make_lr_scheduler(optimizer, "one-cycle", 3) is None  # too short for a cycle: lr stays
     with pytest.raises(ValueError, match="lr_schedule must be one of constant, one-cycle"):
-        fit(_model(), _images(8), epochs=1, lr_schedule="cosine", **{k: v for k, v in SETTINGS.items()})
+        fit(tiny_mlp(), random_images(8), epochs=1, lr_schedule="cosine", **{k: v for k, v in SETTINGS.items()})
 
 
 def test_train_one_epoch_steps_the_scheduler_after_every_optimizer_step():
-    model = _model()
+    model = tiny_mlp()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     scheduler = make_lr_scheduler(optimizer, "one-cycle", 10)
-    x = _images(16)
+    x = random_images(16)
     batches = [(x[i:i + 4], None) for i in range(0, 16, 4)]
 
     def loss_fn(xb, _):
@@ -79,27 +66,27 @@ def test_train_one_epoch_steps_the_scheduler_after_every_optimizer_step():
 
 
 def test_fit_records_the_schedule_and_resumes_bit_for_bit(tmp_path):
-    x, test_x = _images(96), _images(32, seed=1)
+    x, test_x = random_images(96), random_images(32, seed=1)
     settings = {**SETTINGS, "test_x": test_x, "seed": 3, "lr_schedule": "one-cycle"}
-    straight = _model()
+    straight = tiny_mlp()
     history = fit(straight, x, epochs=3, checkpoint=tmp_path / "straight.pt", **settings)
     assert load_checkpoint(tmp_path / "straight.pt")["config"]["training"]["lr_schedule"] == "one-cycle"
 
-    again = _model()
+    again = tiny_mlp()
     fit(again, x, epochs=3, **settings)
-    assert _weights_equal(straight, again)  # the same run twice: the same numbers
+    assert weights_equal(straight, again)  # the same run twice: the same numbers
 
-    constant = _model()
+    constant = tiny_mlp()
     fit(constant, x, epochs=3, **{**settings, "lr_schedule": "constant"})
-    assert not _weights_equal(straight, constant)  # the schedule did change the training
+    assert not weights_equal(straight, constant)  # the schedule did change the training
     assert history.epochs[-1]["train_loss"] < history.epochs[0]["train_loss"]
 
 
 def test_an_interrupted_one_cycle_run_resumes_exactly(tmp_path):
     """Stop after epoch 2 of 3 (Ctrl-C), resume: the same weights and losses as a straight run."""
-    x = _images(96)
+    x = random_images(96)
     settings = {**SETTINGS, "seed": 3, "lr_schedule": "one-cycle"}
-    straight = _model()
+    straight = tiny_mlp()
     history = fit(straight, x, epochs=3, **settings)
 
     class StopAfterEpoch2:
@@ -108,19 +95,19 @@ def test_an_interrupted_one_cycle_run_resumes_exactly(tmp_path):
                 raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        fit(_model(), x, epochs=3, checkpoint=tmp_path / "run.pt", callbacks=[StopAfterEpoch2()], **settings)
+        fit(tiny_mlp(), x, epochs=3, checkpoint=tmp_path / "run.pt", callbacks=[StopAfterEpoch2()], **settings)
     assert load_checkpoint(tmp_path / "run.pt")["epoch"] == 2
-    resumed = _model(seed=99)
+    resumed = tiny_mlp(seed=99)
     resumed_history = fit(resumed, x, epochs=3, checkpoint=tmp_path / "run.pt", resume=True, **settings)
-    assert _weights_equal(straight, resumed)
+    assert weights_equal(straight, resumed)
     assert resumed_history.iteration_loss == history.iteration_loss
 
 
 def test_resuming_a_one_cycle_run_with_another_length_warns(tmp_path, capsys):
-    x = _images(64)
+    x = random_images(64)
     settings = {**SETTINGS, "lr_schedule": "one-cycle", "checkpoint": tmp_path / "run.pt"}
-    fit(_model(), x, epochs=1, **settings)
-    fit(_model(), x, epochs=2, resume=True, **settings)
+    fit(tiny_mlp(), x, epochs=1, **settings)
+    fit(tiny_mlp(), x, epochs=2, resume=True, **settings)
     assert "the lr schedule spans the run" in capsys.readouterr().err
 
 
