@@ -17,6 +17,15 @@ RESULTS = Path(__file__).resolve().parent / "results"
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")  # what decides bf16 speed
 
 
+def synchronize(device: torch.device | None) -> None:
+    """Wait until ``device`` has finished the work queued so far, so a clock read after it
+    counts that work (a GPU runs asynchronously; nothing to wait for on the CPU)."""
+    if device is not None and device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device is not None and device.type == "mps":
+        torch.mps.synchronize()
+
+
 def hardware(device: torch.device) -> dict[str, Any]:
     """The machine a number was measured on: CPU, cores, GPU, torch, threads, date, load."""
     cpu, flags = cpu_info()

@@ -28,7 +28,7 @@ import torch
 
 if __package__ in (None, ""):  # run as a script: python benchmarks/recipe_time.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import RESULTS, hardware, hardware_slug, read_json, write_json
+from benchmarks.common import RESULTS, hardware, hardware_slug, read_json, synchronize, write_json
 from benchmarks.speed import Variant, compile_setting, parse_variant
 from vae_course import data
 from vae_course.datasets import DATASETS
@@ -45,12 +45,11 @@ def time_recipe(recipe: str, variant: Variant, *, dataset: str, device: torch.de
     options = {"bf16": variant.bf16, "torch_compile": compile_setting(variant), "seed": seed}
     if variant.channels_last is not None:
         options["channels_last"] = variant.channels_last
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    sync()
+    synchronize(device)
     start = time.perf_counter()
     _, history = train_recipe(recipe, dataset=dataset, epochs=epochs, subset=subset, device=device,
                               progress=False, **options)
-    sync()
+    synchronize(device)
     wall = time.perf_counter() - start
     last = history.epochs[-1]
     return {"variant": variant.name, "dataset": dataset, "epochs": len(history.epochs), "subset": subset,

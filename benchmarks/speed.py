@@ -44,7 +44,7 @@ from torch.utils.data import DataLoader, Dataset
 
 if __package__ in (None, ""):  # run as a script: python benchmarks/speed.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import RESULTS, hardware, hardware_slug, read_json, write_json
+from benchmarks.common import RESULTS, hardware, hardware_slug, read_json, synchronize, write_json
 from benchmarks.flops import training_flops_per_image
 from benchmarks.report import speed_markdown
 from vae_course import data
@@ -236,8 +236,7 @@ def run_once(variant: Variant, model: torch.nn.Module, work: Workload, compiled:
     torch.set_num_threads(variant.threads or default_threads)
     model.load_state_dict(work.initial_state)
     r = work.recipe
-    sync = torch.cuda.synchronize if work.device.type == "cuda" else (lambda: None)
-    sync()
+    synchronize(work.device)
     with PeakMemory(work.device) as memory:
         wall, cpu = time.perf_counter(), time.process_time()
         if variant.loop == "engine":
@@ -254,7 +253,7 @@ def run_once(variant: Variant, model: torch.nn.Module, work: Workload, compiled:
             loss = train_idiomatic(model, work.images, work.labels, recipe=r, epochs=work.epochs,
                                    device=work.device, variant=variant, step_model=compiled.get(variant),
                                    seed=work.seed)
-        sync()
+        synchronize(work.device)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     return {"wall": wall, "cpu": cpu, "loss": loss, "peak_mib": memory.mib}
 

@@ -44,7 +44,7 @@ import torch
 
 if __package__ in (None, ""):  # run as a script: python benchmarks/time_to_quality.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import RESULTS, hardware, hardware_slug, write_json
+from benchmarks.common import RESULTS, hardware, hardware_slug, synchronize, write_json
 from benchmarks.frechet import frechet_distance_of_features
 from benchmarks.quality import feature_net, generate, iwae_nll
 from benchmarks.speed import Variant, train_idiomatic
@@ -101,14 +101,6 @@ class Yardsticks:
         mse = float(reconstruction_errors(model, self.test_x).mean())
         fd = frechet_distance_of_features(self.real, self.net.embed(generate(model, len(self.real), self.seed)))
         return {"mse": mse, "fd": fd}
-
-
-def synchronize(device: torch.device | None) -> None:
-    """Wait until ``device`` has finished the work queued so far (nothing to wait for on the CPU)."""
-    if device is not None and device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device is not None and device.type == "mps":
-        torch.mps.synchronize()
 
 
 class Clock:
