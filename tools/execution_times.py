@@ -64,16 +64,21 @@ def entry(seconds: float, mode: str, *, hardware: str | None = None,
     }
 
 
-def record(notebook: str, run: dict, path: Path = TIMES_PATH) -> dict:
-    """Store ``run`` (from :func:`entry`) as ``notebook``'s entry for its mode, in place."""
-    data = load(path)
-    data["notebooks"].setdefault(notebook, {})[run["mode"]] = run
-    data["notebooks"] = dict(sorted(data["notebooks"].items()))
+def _write(data: dict, path: Path) -> dict:
+    """Replace the record file atomically (a crash leaves the old file, never half a new one)."""
     path = Path(path)
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     os.replace(tmp, path)
     return data
+
+
+def record(notebook: str, run: dict, path: Path = TIMES_PATH) -> dict:
+    """Store ``run`` (from :func:`entry`) as ``notebook``'s entry for its mode, in place."""
+    data = load(path)
+    data["notebooks"].setdefault(notebook, {})[run["mode"]] = run
+    data["notebooks"] = dict(sorted(data["notebooks"].items()))
+    return _write(data, path)
 
 
 def ci_run(log_text: str) -> dict:
@@ -94,11 +99,7 @@ def record_ci(run: dict, path: Path = TIMES_PATH) -> dict:
     """Store a CI run (from :func:`ci_run`) as the record's ``ci`` entry, replacing the last."""
     data = load(path)
     data["ci"] = run
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return data
+    return _write(data, path)
 
 
 def _budget(seconds: float) -> str:

@@ -17,9 +17,14 @@ from torch import nn
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
+def convolution_weights(model: nn.Module) -> list[torch.Tensor]:
+    """The weights of ``model``'s 2-D (transposed) convolutions, the layers channels_last speeds up."""
+    return [m.weight for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+
+
 def has_convolutions(model: nn.Module) -> bool:
-    """Whether ``model`` has a 2-D (transposed) convolution, the layers channels_last speeds up."""
-    return any(isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) for m in model.modules())
+    """Whether ``model`` has a 2-D (transposed) convolution."""
+    return bool(convolution_weights(model))
 
 
 def mps_available() -> bool:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .devices import convolution_weights
 from .losses import elbo_terms, log_normal_pdf
 from .models import check_labels
 from .data import BINARIZE_MODES, binarized
@@ -48,8 +49,7 @@ def inference(model: nn.Module) -> Iterator[torch.device]:
 
 def _channels_last(model: nn.Module) -> bool:
     """True when the model has no 2-D convolution or already holds them channels-last."""
-    weights = [m.weight for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
-    return all(w.is_contiguous(memory_format=torch.channels_last) for w in weights)
+    return all(w.is_contiguous(memory_format=torch.channels_last) for w in convolution_weights(model))
 
 
 def _check_batch_size(batch_size: int, caller: str) -> None:
