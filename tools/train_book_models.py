@@ -100,12 +100,21 @@ SUMMARY = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "book
 
 
 def summarize(path: Path = SUMMARY) -> dict:
-    """Write what every complete run of RUNS reached (nothing is trained)."""
+    """Write what every complete run of RUNS reached (nothing is trained).
+
+    A run whose checkpoint is not in this machine's cache keeps the record ``path`` already
+    holds for it, so a summary written on a new machine loses nothing trained elsewhere."""
     from vae_course.checkpoints import load_checkpoint
+    recorded = json.loads(path.read_text())["runs"] if path.exists() else []
+    recorded = {(r["recipe"], r["dataset"], r["seed"], json.dumps(r["overrides"], sort_keys=True)): r
+                for r in recorded}
     runs = []
     for recipe, dataset, seed, overrides in RUNS:
         folder = notebook.run_dir(recipe, dataset, seed=seed, overrides=overrides)
         if not (folder / "checkpoint.pt").exists():
+            earlier = recorded.get((recipe, dataset, seed, json.dumps(overrides, sort_keys=True)))
+            if earlier is not None:
+                runs.append(earlier)
             continue
         history = load_checkpoint(folder / "checkpoint.pt")["history"]
         if len(history["epochs"]) < get_recipe(recipe).epochs:
