@@ -59,7 +59,12 @@ notebooks: setup
 # except cells tagged nbval-ignore-output (training, timing, sampling, widgets); addresses,
 # devices and timings are sanitized. Quick mode (VAE_COURSE_QUICK=1) is the default, so the
 # chapters train for seconds; `make test-full` runs them at their real length instead.
-PYTEST_ALL := -m pytest -q --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg tests notebooks book
+# TEST_JOBS pytest-xdist workers share the cores (conftest.py splits the threads); loadscope
+# keeps each notebook's cells, and each test module, in one worker. TEST_JOBS=0: no workers.
+TEST_JOBS ?= 2
+export TEST_JOBS  # tools/cpu_variants.sh, test_one_dataset.sh and ci_torchvision.sh use it too
+PYTEST_ALL := -m pytest -q -n $(TEST_JOBS) --dist loadscope --nbval --nbval-current-env \
+              --nbval-sanitize-with tests/nbval_sanitize.cfg tests notebooks book
 test: setup
 	VAE_COURSE_QUICK=$${VAE_COURSE_QUICK-1} $(PYTHON) $(PYTEST_ALL)
 

@@ -44,7 +44,8 @@ export VAE_COURSE_STRICT=1 VAE_COURSE_QUICK=1 PYTHONUNBUFFERED=1
 export VAE_COURSE_REQUIRE_TORCHVISION=1
 
 "$VENV/bin/python" -c 'import torch, torchvision; print(f"ci_torchvision: torch {torch.__version__}, torchvision {torchvision.__version__}")'
-"$VENV/bin/python" -m pytest -q -p no:cacheprovider --ignore=tests/test_book.py \
+"$VENV/bin/python" -m pytest -q -p no:cacheprovider -n "${TEST_JOBS:-2}" --dist loadscope \
+  --ignore=tests/test_book.py \
   --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
   tests notebooks/02_idx_format.ipynb
 echo "ci_torchvision: passed in $((SECONDS - start)) s"

@@ -32,7 +32,10 @@ for variant in "${VARIANTS[@]}"; do
   echo "=== $variant: ${env[*]}"
   # Prove the variables took effect (the kernels really change), then run the checks.
   env "${env[@]}" "$PYTHON" tools/cpu_kernels.py --expect-isa "$isa" --expect-aten "$aten"
-  env "${env[@]}" "$PYTHON" -m pytest -q -p no:cacheprovider $TESTS
-  env "${env[@]}" "$PYTHON" -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
-      --nbval-sanitize-with tests/nbval_sanitize.cfg "$CHAPTER"
+  # One-thread variants run in two pytest-xdist workers (a core each); a variant asking for
+  # more threads than that runs alone, since two such workers would oversubscribe the cores.
+  jobs=0
+  [ "$threads" = 1 ] && jobs=2
+  env "${env[@]}" "$PYTHON" -m pytest -q -p no:cacheprovider -n "$jobs" --dist loadscope \
+      --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg $TESTS "$CHAPTER"
 done

@@ -58,7 +58,8 @@ one_pass() {  # one_pass DATASET [VAR=value ...]: every notebook, with only DATA
   fi
   echo "== only $dataset reachable, offline: nbval --nbval-lax over notebooks/ and book/"
   local start=$SECONDS
-  "${run[@]}" "$PYTHON" -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
+  "${run[@]}" "$PYTHON" -m pytest -q -p no:cacheprovider -n "${TEST_JOBS:-2}" --dist loadscope \
+    --nbval-lax --nbval-current-env \
     notebooks book
   echo "== only $dataset: passed in $((SECONDS - start)) s"
 }
