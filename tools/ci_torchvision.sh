@@ -10,6 +10,8 @@
 # build does not depend on torch (it never executes notebooks); `make test` runs it.
 #
 # Usage: bash tools/ci_torchvision.sh   (make test-vision; .ci/run calls it after make test)
+#        bash tools/ci_torchvision.sh --prefetch   only create the venv and install the torch
+#        pair (the slow part, one core's work): .ci/run does it while `make setup` runs
 # The venv (.venv-vision, about 5.5 GB) is reused while pyproject.toml and this script are
 # older than it.
 set -euo pipefail
@@ -30,8 +32,16 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$0" -nt "$stamp" ]
   fi
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
+  if [ "${1:-}" = --prefetch ]; then  # not the package: its editable build would race setup's
+    "$VENV/bin/python" -m pip install -q "${PAIR[@]}"
+    echo "ci_torchvision: torch pair installed in $VENV in $((SECONDS - start)) s"
+    exit 0
+  fi
   "$VENV/bin/python" -m pip install -q "${PAIR[@]}" -e ".[test,vision]"
   touch "$stamp"
+fi
+if [ "${1:-}" = --prefetch ]; then  # the venv is complete already
+  exit 0
 fi
 
 export VAE_COURSE_DATASET=${VAE_COURSE_DATASET:-fashion-mnist}
