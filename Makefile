@@ -76,9 +76,10 @@ test-full: setup
 test-portability: setup
 	VAE_COURSE_QUICK=1 bash tools/cpu_variants.sh $(PYTHON)
 
-# Offline with only one dataset: every chapter and book/*.ipynb under nbval twice, once with
-# only Fashion-MNIST reachable and once with only MNIST, from the folder MNIST_DATA names (its
-# four .gz files, or an mnist/ subfolder). Quick mode, downloads off, an empty XDG cache.
+# Offline with only one dataset: every chapter and book/*.ipynb under nbval with only
+# Fashion-MNIST reachable, then the pages that name Fashion-MNIST with only MNIST (the others
+# run on MNIST exactly as in make test), from the folder MNIST_DATA names (its four .gz files,
+# or an mnist/ subfolder). Quick mode, downloads off, an empty XDG cache.
 # The stored outputs are MNIST runs (make test compares them), so these passes prove "runs top
 # to bottom without error" on either dataset alone with --nbval-lax (every cell still runs; any exception fails) rather than
 # comparing outputs. Details in tools/test_one_dataset.sh.
