@@ -1,6 +1,7 @@
 """The shipped weights: every file matches its manifest checksum and rebuilds the model the
 manifest describes, trained the way its recipe says; damaged or missing files are refused
 by name."""
+import gzip
 import json
 import subprocess
 import sys
@@ -161,3 +162,25 @@ def test_the_readme_lists_exactly_the_shipped_models():
         assert epochs == entry["epochs"], key
         assert loss == f"{entry['final']['test_loss']:.{decimals}f}", key
         assert minutes == round(entry["train_seconds"] / 60), key
+
+
+def test_every_shipped_loss_curve_reads_back_and_ends_at_the_recorded_last_batch():
+    # the gzipped losses decompress to the run's mini-batch losses: as many as its epochs had
+    # iterations, the last one the manifest's last_batch_loss (stored to 6 significant digits)
+    for key, entry in shipped.manifest()["models"].items():
+        recipe, dataset = key.split("/")
+        history = shipped.shipped_history(recipe, dataset)
+        assert entry["losses_file"].endswith(".losses.json.gz"), key
+        assert len(history.iteration_loss) > len(entry["history"]) >= entry["epochs"], key
+        assert history.iteration_loss[-1] == pytest.approx(entry["last_batch_loss"], rel=1e-5), key
+
+
+def test_the_exported_losses_file_is_the_same_bytes_for_the_same_losses():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "export_pretrained", Path(__file__).resolve().parents[1] / "tools" / "export_pretrained.py")
+    export = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(export)
+    first = export.losses_file_bytes([3.25, 2.5])
+    assert first == export.losses_file_bytes([3.25, 2.5])  # no timestamp: a stable SHA-256
+    assert json.loads(gzip.decompress(first)) == {"iteration_loss": [3.25, 2.5]}

@@ -12,6 +12,7 @@ losses, so anyone can check what they load and retrain it the same way.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import sys
 from pathlib import Path
@@ -46,9 +47,9 @@ def export(recipe: str, dataset: str, folder: Path, note: str = "") -> dict | No
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in ckpt["model"].items()}
     name = f"{recipe}-{dataset}.pt"
     torch.save(state, folder / name)
-    losses = f"{recipe}-{dataset}.losses.json"  # every mini-batch's loss: the training-progress plot
+    losses = f"{recipe}-{dataset}.losses.json.gz"  # every mini-batch's loss: the progress plot
     iteration_loss = [float(f"{v:.6g}") for v in ckpt["history"]["iteration_loss"]]
-    (folder / losses).write_text(json.dumps({"iteration_loss": iteration_loss}) + "\n")
+    (folder / losses).write_bytes(losses_file_bytes(iteration_loss))
     frames = export_frames(run / "frames", folder / f"{recipe}-{dataset}.frames.png")
     last = epochs[-1]
     facts = json.loads((run / "run.json").read_text()) if (run / "run.json").exists() else {}
@@ -71,6 +72,12 @@ def export(recipe: str, dataset: str, folder: Path, note: str = "") -> dict | No
         "last_batch_loss": ckpt["history"]["iteration_loss"][-1],
         **frames,
     }
+
+
+def losses_file_bytes(iteration_loss: list[float]) -> bytes:
+    """The losses as gzipped JSON; mtime=0 so the same losses give the same bytes (and SHA-256)."""
+    text = json.dumps({"iteration_loss": iteration_loss}) + "\n"
+    return gzip.compress(text.encode("utf-8"), mtime=0)
 
 
 def export_frames(frames: Path, png: Path) -> dict:

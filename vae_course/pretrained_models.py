@@ -12,6 +12,7 @@ trains; the README says how to regenerate them.
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 from pathlib import Path
@@ -87,7 +88,10 @@ def history_from(entry: dict, folder: Path | None = None):
     iteration_loss = []
     if "losses_file" in entry:
         path = _verified(folder, entry["losses_file"], entry["losses_sha256"])
-        iteration_loss = json.loads(path.read_text(encoding="utf-8"))["iteration_loss"]
+        raw = path.read_bytes()
+        if path.suffix == ".gz":  # gzip keeps every mini-batch's loss in a third of the space
+            raw = gzip.decompress(raw)
+        iteration_loss = json.loads(raw.decode("utf-8"))["iteration_loss"]
     return History(iteration_loss=iteration_loss, epochs=[dict(e) for e in entry["history"]])
 
 
