@@ -33,8 +33,13 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$0" -nt "$stamp" ]
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
   if [ "${1:-}" = --prefetch ]; then  # not the package: its editable build would race setup's
-    "$VENV/bin/python" -m pip install -q "${PAIR[@]}"
-    echo "ci_torchvision: torch pair installed in $VENV in $((SECONDS - start)) s"
+    # the pair and what the package declares it needs (its dependencies, test and vision extras)
+    mapfile -t deps < <("$VENV/bin/python" -c 'import tomllib
+project = tomllib.load(open("pyproject.toml", "rb"))["project"]
+extras = project["optional-dependencies"]
+print("\n".join(project["dependencies"] + extras["test"] + extras["vision"]))')
+    "$VENV/bin/python" -m pip install -q "${PAIR[@]}" "${deps[@]}"
+    echo "ci_torchvision: torch pair and dependencies installed in $VENV in $((SECONDS - start)) s"
     exit 0
   fi
   "$VENV/bin/python" -m pip install -q "${PAIR[@]}" -e ".[test,vision]"
