@@ -29,13 +29,33 @@ CHAPTER=notebooks/06_training_loop.ipynb
 # computations made in one process at one thread count, so one uneven split of the work
 # (3 threads on 2 cores) stands for the other counts, which the tests cover.
 VARIANTS=("SSE41 default 1 yes" "AVX2 avx2 1 yes" "ALL - 2 no" "ALL - 3 yes" "ALL - 4 no")
+variant_env() {  # variant_env ISA ATEN THREADS: the variables of one variant, one per line
+  echo "VAE_COURSE_TEST_THREADS=$3"; echo "IPYTHONDIR=$ipython"; echo "ONEDNN_MAX_CPU_ISA=$1"
+  [ "$2" != - ] && echo "ATEN_CPU_CAPABILITY=$2"
+  return 0
+}
+# First prove that each variant's variables take effect (the kernels really change): the
+# small checks run side by side, each printing the kernels it found.
+checks=()
+for i in "${!VARIANTS[@]}"; do
+  read -r isa aten threads chapter <<<"${VARIANTS[$i]}"
+  mapfile -t env < <(variant_env "$isa" "$aten" "$threads")
+  env "${env[@]}" "$PYTHON" tools/cpu_kernels.py --expect-isa "$isa" --expect-aten "$aten" \
+    > "$ipython/kernels-$i.txt" 2>&1 &
+  checks+=($!)
+done
+for i in "${!VARIANTS[@]}"; do
+  if ! wait "${checks[$i]}"; then
+    cat "$ipython/kernels-$i.txt" >&2
+    echo "cpu_variants: the variables of '${VARIANTS[$i]}' did not select its kernels" >&2
+    exit 1
+  fi
+  echo "${VARIANTS[$i]}: $(cat "$ipython/kernels-$i.txt")"
+done
 for variant in "${VARIANTS[@]}"; do
   read -r isa aten threads chapter <<<"$variant"
-  env=(VAE_COURSE_TEST_THREADS="$threads" IPYTHONDIR="$ipython" ONEDNN_MAX_CPU_ISA="$isa")
-  [ "$aten" != - ] && env+=(ATEN_CPU_CAPABILITY="$aten")
+  mapfile -t env < <(variant_env "$isa" "$aten" "$threads")
   echo "=== $variant: ${env[*]}"
-  # Prove the variables took effect (the kernels really change), then run the checks.
-  env "${env[@]}" "$PYTHON" tools/cpu_kernels.py --expect-isa "$isa" --expect-aten "$aten"
   # One-thread variants run in two pytest-xdist workers (a core each); a variant asking for
   # more threads than that runs alone, since two such workers would oversubscribe the cores.
   jobs=0
