@@ -1,25 +1,15 @@
 """tools/train_book_models.py --summary: the record of the book's full-length runs."""
-import importlib.util
 import json
-from pathlib import Path
 
+from repo_tools import load_tool
 from vae_course.checkpoints import save_checkpoint
 from vae_course.history import History
 from vae_course.models import build_model
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("train_book_models", REPO / "tools" / "train_book_models.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_summary_keeps_runs_trained_on_another_machine(tmp_path, monkeypatch):
     # the cache holds one finished run; the file already records another trained elsewhere
-    tool = _tool()
+    tool = load_tool("train_book_models")
     monkeypatch.setattr(tool, "RUNS", [("tf-cvae", "mnist", 0, {}), ("tf-cvae", "mnist", 1, {})])
     monkeypatch.setattr(tool.notebook, "run_dir", lambda recipe, dataset, seed, overrides: tmp_path / str(seed))
     epochs = [{"epoch": e, "test_loss": 1.0, "seconds": 2.0} for e in range(1, 11)]

@@ -1,26 +1,14 @@
 """tools/run_notebooks.py records each notebook's wall time (tools/execution_times.py)."""
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import nbformat
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+from repo_tools import load_tool
 
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-execution_times = _load("execution_times")
-run_notebooks = _load("run_notebooks")
+execution_times = load_tool("execution_times")
+run_notebooks = load_tool("run_notebooks")
 
 
 def test_a_run_is_recorded_with_its_mode_date_hardware_torch_and_dataset(tmp_path, monkeypatch):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from repo_tools import load_tool
 from vae_course import pretrained_models as shipped
 from vae_course.models import build_model
 from vae_course.recipes import get_recipe
@@ -176,11 +177,7 @@ def test_every_shipped_loss_curve_reads_back_and_ends_at_the_recorded_last_batch
 
 
 def test_the_exported_losses_file_is_the_same_bytes_for_the_same_losses():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        "export_pretrained", Path(__file__).resolve().parents[1] / "tools" / "export_pretrained.py")
-    export = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(export)
+    export = load_tool("export_pretrained")
     first = export.losses_file_bytes([3.25, 2.5])
     assert first == export.losses_file_bytes([3.25, 2.5])  # no timestamp: a stable SHA-256
     assert json.loads(gzip.decompress(first)) == {"iteration_loss": [3.25, 2.5]}

@@ -11,7 +11,8 @@
 #
 # Usage: bash tools/ci_torchvision.sh   (make test-vision; .ci/run calls it after make test)
 #        bash tools/ci_torchvision.sh --prefetch   only create the venv and install the torch
-#        pair (the slow part, one core's work): .ci/run does it while `make setup` runs
+#        pair and the package's dependencies (the slow part, one core's work), not the package:
+#        .ci/run does it while `make setup` runs
 # The venv (.venv-vision, about 5.5 GB) is reused while pyproject.toml and this script are
 # older than it.
 set -euo pipefail
