@@ -26,7 +26,7 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-
 # name -> check_<name>, discovered so that a newly added check cannot be forgotten here
 CHECKS = {name.removeprefix("check_"): fn
           for name, fn in inspect.getmembers(exercises, inspect.isfunction)
-          if name.startswith("check_") and fn.__module__ == exercises.__name__}
+          if name.startswith("check_") and fn.__module__.startswith(exercises.__name__ + ".")}
 
 
 def run_check(capsys, name, fn) -> str:
@@ -260,7 +260,7 @@ def test_a_result_the_check_cannot_use_is_not_blamed_on_a_crash_of_the_learner(c
     assert grading.run_check("demo", body) is False
     line = capsys.readouterr().out.strip()
     assert line.startswith("FAIL demo: your function returned something the check cannot use (TypeError")
-    assert "exercises.py" not in line and "grading.py" not in line
+    assert "vae_course" not in line and "grading.py" not in line
 
 
 def test_checks_leave_the_learners_random_stream_alone(capsys):
@@ -316,3 +316,13 @@ def test_every_check_called_in_a_notebook_exists():
     for notebook, (called, local) in _calls_and_local_checks().items():
         assert sorted(called - set(CHECKS)) == [], f"{notebook} calls unknown checks"
         assert sorted(local & set(CHECKS)) == [], f"{notebook} redefines package checks"
+
+
+def test_each_chapters_checks_live_in_the_module_named_after_its_notebook():
+    """A learner stuck in chapter 4 finds its checks in ``exercises/ch04_sampling_layer.py``:
+    every check sits in the module of the one notebook that calls it."""
+    calls = _calls_and_local_checks()
+    for name, fn in CHECKS.items():
+        module = fn.__module__.rsplit(".", 1)[1]  # e.g. ch04_sampling_layer
+        callers = [nb for nb, (called, _) in calls.items() if name in called]
+        assert callers == [module.removeprefix("ch") + ".ipynb"], (name, module, callers)
