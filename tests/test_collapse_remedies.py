@@ -4,7 +4,7 @@ import torch
 
 from vae_course import losses
 from vae_course.checkpoints import load_checkpoint
-from vae_course.models import VAEOutput
+from vae_course.vae import VAEOutput
 from vae_course.notebook import run_key
 from vae_course.train import fit, make_loss_fn, train_recipe, warmup_beta
 from tiny import random_images, tiny_mlp, weights_equal

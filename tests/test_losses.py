@@ -11,7 +11,7 @@ from torch.nn import functional as F
 from vae_course.losses import (RECONSTRUCTION, ELBOTerms, bernoulli_nll, elbo_terms,
                                gaussian_equivalent, gaussian_nll, half_sse, kl_monte_carlo,
                                kl_normal, log_normal_pdf, mean_mse)
-from vae_course.models import VAEOutput
+from vae_course.vae import VAEOutput
 
 
 @pytest.fixture

@@ -5,8 +5,10 @@ import math
 import pytest
 import torch
 
-from vae_course.models import (ARCHITECTURES, ConditionalMLPVAE, MatlabR2022bVAE, MLPVAE,
-                               VAEOutput, build_model, count_parameters, layer_shapes)
+from vae_course.conditional import ConditionalMLPVAE
+from vae_course.models import (ARCHITECTURES, MatlabR2022bVAE, MLPVAE, build_model, count_parameters,
+                               layer_shapes)
+from vae_course.vae import VAEOutput
 
 GLOROT_ARCHS = ["matlab-2022", "matlab-2019", "tf-cvae"]
 DEFAULT_LATENT = {"matlab-2022": 16, "matlab-2019": 20, "tf-cvae": 2, "mlp": 2, "cvae-mlp": 16}

@@ -41,7 +41,7 @@ class TinyVAE(torch.nn.Module):
 
 
 class TinyConditionalVAE(TinyVAE):
-    """Like models.ConditionalMLPVAE: encode/decode take class labels y."""
+    """Like conditional.ConditionalMLPVAE: encode/decode take class labels y."""
 
     conditional = True
     num_classes = 3

@@ -7,7 +7,9 @@ One module per idea of the course, in the order the book teaches them:
 - ``downloads``    checking the files' MD5 sums, downloading them from mirrors
 - ``data``         loading a split as tensors, binarizing, mini-batches (``Batches``)
 - ``layers``       the sampling layer (reparameterization trick) and projectAndReshape (chapter 4)
-- ``models``       the source architectures behind one VAE interface (chapter 3)
+- ``vae``          the interface every model shares: encoder, sampling layer, decoder (chapter 3)
+- ``models``       the source architectures behind that interface, ``build_model`` (chapter 3)
+- ``conditional``  the conditional VAE, told each image's class (chapter 9)
 - ``losses``       KL divergences, reconstruction terms and the ELBO (chapter 5)
 - ``train``        the training loop: ``train_one_epoch``, ``fit`` and ``train_recipe`` (chapter 6)
 - ``history``      what a run records: ``History``, what callbacks see, the NaN error

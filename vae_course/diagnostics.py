@@ -25,7 +25,7 @@ from torch import nn
 from .data import BINARIZE_MODES, binarized
 from .evaluate import DYNAMIC_TEST_SEED, _batches, iwae_log_likelihood
 from .losses import KL_ESTIMATORS, RECONSTRUCTION, elbo_terms
-from .models import NUM_PIXELS, VAEOutput
+from .vae import NUM_PIXELS, VAEOutput
 
 ACTIVE_THRESHOLD = 0.01   # Burda et al. (2016): a unit is active when Var_x E[z_u|x] > 0.01
 LIKELIHOODS = ("bernoulli", "gaussian")  # reconstruction terms that are -log p(x|z) in nats

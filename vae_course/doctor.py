@@ -24,7 +24,8 @@ from torch.overrides import TorchFunctionMode
 
 from .evaluate import encode_means, evaluate_elbo, iwae_log_likelihood, reconstruction_errors
 from .losses import elbo_terms
-from .models import VAEOutput, build_model
+from .models import build_model
+from .vae import VAEOutput
 from .recipes import RECIPES
 from .rng import randn
 from .tolerances import assert_close_after_steps, assert_one_pass_close

@@ -17,7 +17,7 @@ from torch.nn import functional as F
 
 from .devices import convolution_weights
 from .losses import elbo_terms, log_normal_pdf
-from .models import check_labels
+from .conditional import check_labels
 from .data import BINARIZE_MODES, binarized
 from .rng import randn
 

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import torch
 from torch.nn import functional as F
 
-from .models import NUM_PIXELS, VAEOutput
+from .vae import NUM_PIXELS, VAEOutput
 
 LOG_2PI = math.log(2 * math.pi)
 

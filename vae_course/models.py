@@ -1,9 +1,8 @@
-"""The source architectures behind one VAE interface (chapter 3).
+"""The source architectures behind one VAE interface (chapter 3), and how to build and inspect them.
 
-Every model is an encoder (image -> ``(N, 2L)`` statistics), the sampling layer
-(statistics -> ``z, mu, logvar``) and a decoder (``z`` -> logits ``(N, 1, 28, 28)``).
-Decoders stop at logits because the Bernoulli loss wants logits (numerically stable);
-``decode()`` applies the sigmoid for losses and pictures that want pixel values.
+Each class implements :class:`vae_course.vae.VAE` (encoder, sampling layer, decoder); the
+registry ``ARCHITECTURES`` and ``build_model`` also know chapter 9's conditional VAE
+(:mod:`vae_course.conditional`).
 
 Shapes are written PyTorch-style ``(channels, height, width)``; MATLAB and TensorFlow write
 ``height x width x channels``, so MATLAB's ``14x14x32`` is ``(32, 14, 14)`` here.
@@ -17,102 +16,17 @@ moves the sampling grid by one pixel.  That changes nothing when training from s
 would matter only when porting trained weights.  The same goes for TensorFlow's channels-last
 ``Flatten``/``Reshape``: a fixed permutation of the dense layer's units.
 
-(Longer than the course's other modules because each architecture carries its source's layer
-table in its docstring, about a third of the file; the five models share one interface here.)
 """
 from __future__ import annotations
 
 import inspect
-from typing import NamedTuple
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from .layers import ProjectAndReshape, SamplingLayer, reparameterize, split_stats
-from .rng import randn
-
-IMAGE_SHAPE = (1, 28, 28)
-NUM_PIXELS = 28 * 28
-
-
-class VAEOutput(NamedTuple):
-    """What ``model(x)`` returns: decoder logits and the latent sample with its statistics."""
-    logits: torch.Tensor  # (N, 1, 28, 28), before the sigmoid
-    z: torch.Tensor       # (N, L), the sample that was decoded
-    mu: torch.Tensor      # (N, L)
-    logvar: torch.Tensor  # (N, L), log sigma^2 (MATLAB: logSigmaSq)
-
-
-def _positive_int(owner: str, name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{owner}: {name} must be a positive integer, got {value!r}")
-    return value
-
-
-def glorot_init_(model: nn.Module) -> nn.Module:
-    """Glorot-uniform weights and zero biases on every Linear/Conv/ConvTranspose layer.
-
-    MATLAB (``"glorot"``, ``"zeros"``) and Keras (``glorot_uniform``, ``zeros``) initialise
-    this way by default, PyTorch does not (Kaiming-uniform with a=sqrt(5), nonzero biases).
-    We copy the sources so their training curves can be reproduced.  The bound
-    ``sqrt(6 / (fan_in + fan_out))`` is symmetric in the fans, so it does not matter that
-    frameworks store transposed-convolution weights in different orders.
-    """
-    for module in model.modules():
-        if isinstance(module, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.xavier_uniform_(module.weight)
-            nn.init.zeros_(module.bias)
-    return model
-
-
-class VAE(nn.Module):
-    """Base class: subclasses set ``encoder``, ``sampling``, ``decoder``, ``latent_dim``, ``config``."""
-
-    arch = ""            # registry name, set by each subclass
-    conditional = False  # True for models whose methods take labels y
-
-    encoder: nn.Sequential
-    sampling: SamplingLayer
-    decoder: nn.Sequential
-    latent_dim: int
-    config: dict
-
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Images ``(N, 1, 28, 28)`` -> ``(mu, logvar)``, each ``(N, L)``."""
-        return split_stats(self.encoder(x))
-
-    def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor,
-                       generator: torch.Generator | None = None) -> torch.Tensor:
-        return reparameterize(mu, logvar, generator)
-
-    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
-        """Latents ``(N, L)`` -> logits ``(N, 1, 28, 28)``."""
-        return self.decoder(z)
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Latents ``(N, L)`` -> images in [0, 1]."""
-        return torch.sigmoid(self.decode_logits(z))
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> VAEOutput:
-        """Encode, sample ``z`` with the sampling layer, decode.  ``y`` is ignored (see ``conditional``)."""
-        z, mu, logvar = self.sampling(self.encoder(x))
-        return VAEOutput(self.decode_logits(z), z, mu, logvar)
-
-    def _prior_sample(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
-        param = next(self.parameters())  # drawn on the generator's device: see vae_course.rng.randn
-        return randn((n, self.latent_dim), generator=generator, device=param.device).to(param.dtype)
-
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Decode ``n`` draws from the prior N(0, I): images ``(n, 1, 28, 28)`` in [0, 1]."""
-        return self.decode(self._prior_sample(n, generator))
-
-    @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """Decode the posterior mean: a deterministic reconstruction in [0, 1]."""
-        mu, _ = self.encode(x)
-        return self.decode(mu)
+from .conditional import ConditionalMLPVAE
+from .layers import ProjectAndReshape, SamplingLayer
+from .vae import IMAGE_SHAPE, NUM_PIXELS, VAE, glorot_init_, hidden_widths, mlp_layers, positive_int
 
 
 def matlab_encoder(latent_dim: int) -> nn.Sequential:
@@ -171,7 +85,7 @@ class MatlabR2022bVAE(VAE):
 
     def __init__(self, latent_dim: int = 16):
         super().__init__()
-        self.latent_dim = _positive_int(type(self).__name__, "latent_dim", latent_dim)
+        self.latent_dim = positive_int(type(self).__name__, "latent_dim", latent_dim)
         self.config = {"arch": self.arch, "latent_dim": latent_dim}
         self.encoder = matlab_encoder(latent_dim)
         self.sampling = SamplingLayer()
@@ -208,7 +122,7 @@ class MatlabR2019bVAE(VAE):
 
     def __init__(self, latent_dim: int = 20):
         super().__init__()
-        self.latent_dim = _positive_int(type(self).__name__, "latent_dim", latent_dim)
+        self.latent_dim = positive_int(type(self).__name__, "latent_dim", latent_dim)
         self.config = {"arch": self.arch, "latent_dim": latent_dim}
         self.encoder = matlab_encoder(latent_dim)
         self.sampling = SamplingLayer()
@@ -248,7 +162,7 @@ class TensorFlowCVAE(VAE):
 
     def __init__(self, latent_dim: int = 2):
         super().__init__()
-        self.latent_dim = _positive_int(type(self).__name__, "latent_dim", latent_dim)
+        self.latent_dim = positive_int(type(self).__name__, "latent_dim", latent_dim)
         self.config = {"arch": self.arch, "latent_dim": latent_dim}
         self.encoder = nn.Sequential(
             nn.Conv2d(1, 32, 3, stride=2),               # 28 -> 13 (valid)
@@ -291,118 +205,13 @@ class MLPVAE(VAE):
     def __init__(self, hidden: tuple[int, ...] | list[int] | int = (128,), latent_dim: int = 2):
         super().__init__()
         name = type(self).__name__
-        hidden = (hidden,) if isinstance(hidden, int) else tuple(hidden)
-        if not hidden:
-            raise ValueError(f"{name}: hidden must list at least one layer width, e.g. hidden=(128,)")
-        self.hidden = tuple(_positive_int(name, "hidden", h) for h in hidden)
-        self.latent_dim = _positive_int(name, "latent_dim", latent_dim)
+        self.hidden = hidden_widths(name, hidden, "(128,)")
+        self.latent_dim = positive_int(name, "latent_dim", latent_dim)
         self.config = {"arch": self.arch, "hidden": list(self.hidden), "latent_dim": latent_dim}
-        self.encoder = nn.Sequential(nn.Flatten(), *_mlp(NUM_PIXELS, self.hidden, 2 * latent_dim))
+        self.encoder = nn.Sequential(nn.Flatten(), *mlp_layers(NUM_PIXELS, self.hidden, 2 * latent_dim))
         self.sampling = SamplingLayer()
-        self.decoder = nn.Sequential(*_mlp(latent_dim, self.hidden[::-1], NUM_PIXELS),
+        self.decoder = nn.Sequential(*mlp_layers(latent_dim, self.hidden[::-1], NUM_PIXELS),
                                      nn.Unflatten(1, IMAGE_SHAPE))
-
-
-def _mlp(in_features: int, hidden: tuple[int, ...], out_features: int) -> list[nn.Module]:
-    """``Linear -> ReLU`` for each hidden width, then a final ``Linear`` with no activation."""
-    layers: list[nn.Module] = []
-    for width in hidden:
-        layers += [nn.Linear(in_features, width), nn.ReLU()]
-        in_features = width
-    return layers + [nn.Linear(in_features, out_features)]
-
-
-def check_labels(y: torch.Tensor, num_classes: int, what: str = "labels") -> None:
-    """Refuse labels outside 0..num_classes-1 with a clear error.
-
-    Reading ``y.min()`` waits for a GPU, so training and evaluation call this once where the
-    labels enter, not in every forward pass (on CUDA a bad label would otherwise surface as an
-    opaque device-side assert inside ``one_hot``).
-    """
-    if len(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes):
-        raise ValueError(f"{what} must lie in 0..{num_classes - 1}, got {int(y.min())}..{int(y.max())}")
-
-
-class ConditionalMLPVAE(VAE):
-    """Conditional VAE (chapter 9): the MLP VAE with a one-hot label concatenated to its inputs.
-
-    Encoder::  [flatten(x) ; one_hot(y)] (784 + C) -> [Linear -> ReLU]... -> Linear(h, 2L)
-    Decoder::  [z ; one_hot(y)] (L + C) -> [Linear -> ReLU]... -> Linear(h, 784) -> (1, 28, 28)
-
-    Because the decoder is told the class, ``z`` is free to encode the *style* (slant,
-    thickness); ``sample(n, y=3)`` draws n threes.  Every method takes labels ``y``
-    (int64 ``(N,)``).  PyTorch's default initialisation.
-    """
-
-    arch = "cvae-mlp"
-    conditional = True
-
-    def __init__(self, hidden: tuple[int, ...] | list[int] | int = (512,), latent_dim: int = 16,
-                 num_classes: int = 10):
-        super().__init__()
-        name = type(self).__name__
-        hidden = (hidden,) if isinstance(hidden, int) else tuple(hidden)
-        if not hidden:
-            raise ValueError(f"{name}: hidden must list at least one layer width, e.g. hidden=(512,)")
-        self.hidden = tuple(_positive_int(name, "hidden", h) for h in hidden)
-        self.latent_dim = _positive_int(name, "latent_dim", latent_dim)
-        self.num_classes = _positive_int(name, "num_classes", num_classes)
-        self.config = {"arch": self.arch, "hidden": list(self.hidden), "latent_dim": latent_dim,
-                       "num_classes": num_classes}
-        self.encoder = nn.Sequential(*_mlp(NUM_PIXELS + num_classes, self.hidden, 2 * latent_dim))
-        self.sampling = SamplingLayer()
-        self.decoder = nn.Sequential(*_mlp(latent_dim + num_classes, self.hidden[::-1], NUM_PIXELS),
-                                     nn.Unflatten(1, IMAGE_SHAPE))
-
-    def one_hot(self, y: torch.Tensor | None, n: int, device: torch.device) -> torch.Tensor:
-        """Labels ``(n,)`` -> float one-hot ``(n, num_classes)``, with a clear error for bad labels."""
-        name = type(self).__name__
-        if y is None:
-            raise ValueError(f"{name} is conditional: pass the labels, e.g. model(x, y)")
-        y = torch.as_tensor(y, device=device)
-        if y.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8) or y.shape != (n,):
-            raise ValueError(f"{name}: labels y must be integers of shape ({n},), "
-                             f"got {y.dtype} {tuple(y.shape)}")
-        if y.device.type == "cpu" and not torch.compiler.is_compiling():
-            check_labels(y, self.num_classes, f"{name}: labels")  # free on the CPU; GPU callers check once
-        dtype = next(self.parameters()).dtype
-        return F.one_hot(y.long(), self.num_classes).to(dtype)
-
-    def with_label(self, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-        """``[flatten(t) ; one_hot(y)]``: the input of the encoder (t = x) or decoder (t = z)."""
-        return torch.cat([t.flatten(1), self.one_hot(y, len(t), t.device)], dim=1)
-
-    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        return split_stats(self.encoder(self.with_label(x, y)))
-
-    def decode_logits(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return self.decoder(self.with_label(z, y))
-
-    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return torch.sigmoid(self.decode_logits(z, y))
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> VAEOutput:
-        z, mu, logvar = self.sampling(self.encoder(self.with_label(x, y)))
-        return VAEOutput(self.decode_logits(z, y), z, mu, logvar)
-
-    @torch.no_grad()
-    def sample(self, n: int, y: torch.Tensor | int | None = None,
-               generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` images of class ``y``: an int (all the same class), labels ``(n,)``, or
-        ``None`` to cycle through the classes 0, 1, ..., C-1, 0, 1, ..."""
-        z = self._prior_sample(n, generator)
-        if y is None:
-            y = torch.arange(n, device=z.device) % self.num_classes
-        elif isinstance(y, int):
-            y = torch.full((n,), y, dtype=torch.long, device=z.device)
-        else:
-            check_labels(torch.as_tensor(y), self.num_classes, f"{type(self).__name__}.sample: y")
-        return self.decode(z, y)
-
-    @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        mu, _ = self.encode(x, y)
-        return self.decode(mu, y)
 
 
 ARCHITECTURES: dict[str, type[VAE]] = {

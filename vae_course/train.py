@@ -40,6 +40,7 @@ from torch import nn
 
 from . import models
 from .checkpoints import run_lock
+from .conditional import check_labels
 from .data import Batches
 from .devices import (COMPILE_MODES, bf16_supported, check_compilable, deterministic_algorithms,
                       has_convolutions, pick_device)
@@ -304,9 +305,9 @@ def _check_fit_arguments(model, train_x, train_y, test_x, test_y, epochs, device
         raise ValueError(f"{type(model).__name__} is conditional: pass the labels as train_y= "
                          f"(and test_y= with test_x=)")
     if conditional:  # once, here, so the forward pass never has to ask the GPU about labels
-        models.check_labels(train_y, model.num_classes, "train_y")
+        check_labels(train_y, model.num_classes, "train_y")
         if test_y is not None:
-            models.check_labels(test_y, model.num_classes, "test_y")
+            check_labels(test_y, model.num_classes, "test_y")
     if train_x.numel() and not (train_x.is_floating_point() and bool(torch.isfinite(train_x).all())
                                 and 0 <= float(train_x.min()) and float(train_x.max()) <= 1):
         raise ValueError("train_x must hold finite pixel values in [0, 1] (float); images stored as "
