@@ -6,7 +6,8 @@ from vae_course import losses
 from vae_course.checkpoints import load_checkpoint
 from vae_course.vae import VAEOutput
 from vae_course.notebook import run_key
-from vae_course.train import fit, make_loss_fn, train_recipe, warmup_beta
+from vae_course.schedules import warmup_beta
+from vae_course.train import fit, make_loss_fn, train_recipe
 from tiny import random_images, tiny_mlp, weights_equal
 
 SETTINGS = dict(batch_size=32, lr=1e-3, reconstruction="bernoulli", kl="closed-form", beta=1.0,

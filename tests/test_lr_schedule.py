@@ -8,7 +8,8 @@ import torch
 from vae_course.checkpoints import load_checkpoint
 from vae_course.notebook import run_key
 from vae_course.recipes import get_recipe
-from vae_course.train import RECIPE_OVERRIDES, fit, make_lr_scheduler, train_one_epoch
+from vae_course.schedules import make_lr_scheduler
+from vae_course.train import RECIPE_OVERRIDES, fit, train_one_epoch
 from tiny import random_images, tiny_mlp, weights_equal
 
 SETTINGS = dict(batch_size=32, lr=4e-3, reconstruction="bernoulli", kl="closed-form", beta=1.0,

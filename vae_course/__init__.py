@@ -12,6 +12,7 @@ One module per idea of the course, in the order the book teaches them:
 - ``conditional``  the conditional VAE, told each image's class (chapter 9)
 - ``losses``       KL divergences, reconstruction terms and the ELBO (chapter 5)
 - ``train``        the training loop: ``train_one_epoch``, ``fit`` and ``train_recipe`` (chapter 6)
+- ``schedules``    KL warm-up and the one-cycle learning rate, step by step (chapters 10, 11)
 - ``history``      what a run records: ``History``, what callbacks see, the NaN error
 - ``checkpoints``  saving and loading runs, safely
 - ``resume``       continuing an interrupted run exactly where it stopped

@@ -32,7 +32,7 @@ class Recipe:
     beta: float = 1.0                  # weight of the KL term
     sigma: float | None = None         # only for reconstruction="gaussian"
     lr: float = 1e-3                   # Adam learning rate (the peak of a one-cycle schedule)
-    lr_schedule: str = "constant"      # "constant" or "one-cycle" (vae_course.train.make_lr_scheduler)
+    lr_schedule: str = "constant"      # "constant" or "one-cycle" (vae_course.schedules.make_lr_scheduler)
     batch_size: int = 128
     epochs: int = 30
     binarize: str = "none"             # "none", "static" (threshold 0.5) or "dynamic"

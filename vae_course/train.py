@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -48,12 +47,9 @@ from .history import History, RunRecorder, check_callbacks
 from .losses import check_free_bits, elbo_terms
 from .resume import start_or_resume
 from .rng import get_rng_state, seed_everything
+from .schedules import LR_SCHEDULES, make_lr_scheduler, warmup_beta
 
 SYNC_EVERY = 50  # on a GPU, read losses back (one sync) every this many steps
-
-# Learning-rate schedules of fit: "constant" (the sources) or "one-cycle" (make_lr_scheduler).
-LR_SCHEDULES = ("constant", "one-cycle")
-ONE_CYCLE_WARMUP = 0.25  # fraction of the run's steps spent rising to the peak lr
 
 # train_recipe: overrides that change recipe fields, and fit arguments recipes do not carry.
 RECIPE_OVERRIDES = ("model_kwargs", "reconstruction", "kl", "beta", "sigma", "lr", "batch_size",
@@ -113,45 +109,6 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches:
     totals = (torch.stack(step_means).cpu().double() * weights[:, None]).sum(dim=0) / weights.sum()
     loss, reconstruction, kl = totals.tolist()
     return loss, reconstruction, kl
-
-
-def warmup_beta(step: int, beta: float, warmup_steps: int) -> float:
-    """KL warm-up (Bowman et al., 2016; Sonderby et al., 2016): the KL weight at ``step``.
-
-    Rises linearly from 0 at step 0 to ``beta`` at step ``warmup_steps`` and stays there, so
-    the encoder learns to use its code before the KL term can switch it off.  Steps count
-    optimizer steps from 0 over the whole run; ``warmup_steps=0`` is plain ``beta``.
-    """
-    if warmup_steps <= 0:
-        return beta
-    return beta * min(1.0, step / warmup_steps)
-
-
-def make_lr_scheduler(optimizer: torch.optim.Optimizer, schedule: str, total_steps: int,
-                      start_step: int = 0) -> torch.optim.lr_scheduler.LRScheduler | None:
-    """The learning-rate schedule of a run, positioned at ``start_step`` (None: constant lr).
-
-    ``"one-cycle"`` is ``torch.optim.lr_scheduler.OneCycleLR`` (Smith & Topin, 2019) over the
-    run's ``total_steps``: the lr rises from peak/25 to the peak (the optimizer's ``lr``) over
-    the first quarter of the steps, then anneals (cosine) to almost 0 at the last step.  A
-    large peak speeds training; the warm-up keeps it from diverging at the start, the
-    anneal settles the weights at the end.  Adam's momentum is left alone
-    (``cycle_momentum=False``).  The lr of a step depends only on its index, so a resumed run
-    jumps to ``start_step`` and continues exactly.  A run of fewer than 4 steps keeps ``lr``.
-    """
-    if schedule not in LR_SCHEDULES:
-        raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}; got {schedule!r}")
-    if schedule == "constant" or total_steps < 4:  # a smoke test of 1-3 steps: no cycle to run
-        return None
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=[group["lr"] for group in optimizer.param_groups], total_steps=total_steps,
-        pct_start=max(ONE_CYCLE_WARMUP, 2 / total_steps), cycle_momentum=False)  # >= 2 warm-up steps
-    if start_step:
-        with warnings.catch_warnings():  # jumping ahead is not the "step before optimizer.step" mistake
-            warnings.filterwarnings("ignore", message="Detected call of")
-            scheduler.last_epoch = start_step - 1
-            scheduler.step()
-    return scheduler
 
 
 def make_loss_fn(model: nn.Module, *, reconstruction: str, kl: str, beta: float, sigma: float | None,
