@@ -338,7 +338,7 @@ def measure(model_name: str, *, dataset: str = "mnist", epochs: int, k: int, ima
 
 # --------------------------------------------------------------------------- command line
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.iwae_anchor", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=sorted(MODELS), help="which model to train and score")
@@ -370,6 +370,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--report", type=Path, default=None, metavar="JSON",
                         help="print the comparison table of a results file and exit")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
 
     if args.report is not None:

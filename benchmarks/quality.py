@@ -216,7 +216,7 @@ def saved_epochs(folder: Path) -> int:
     return int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.quality", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), metavar="NAME",
@@ -249,24 +249,47 @@ def main(argv: list[str] | None = None) -> int:
                         help="print a markdown table of a results file and exit")
     parser.add_argument("--compare", type=Path, default=None, metavar="JSON",
                         help="print how a results file's scores differ from the published ones and exit")
-    args = parser.parse_args(argv)
+    return parser
 
+
+def print_comparison(compare: Path, parser: argparse.ArgumentParser) -> None:
+    """--compare: how a results file's scores differ from the published ones."""
+    mine = read_json(compare)
+    if mine is None:
+        parser.error(f"--compare {compare}: no such results file; run the benchmark with --json {compare} first")
+    if mine.get("benchmark") != "quality":
+        parser.error(f"--compare {compare}: not a results file of benchmarks.quality "
+                     f"(it has no \"benchmark\": \"quality\"); pass the file that --json wrote")
+    published_path = RESULTS / f"quality-{mine['settings']['dataset']}.json"
+    published = read_json(published_path)
+    if published is None:
+        parser.error(f"--compare: no published results at {published_path} to compare with")
+    print(f"{compare} against {published_path}:")
+    print(compare_report(published, mine))
+
+
+def open_results(path: Path, settings: dict[str, Any], parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """The results file to continue, or a fresh one; never one scored with other settings."""
+    results = read_json(path) or {}
+    has_scores = bool(results.get("recipes")) or any(results.get("milestones", {}).values())
+    if has_scores and results.get("settings") != settings:
+        differ = ", ".join(f"{key} {results['settings'].get(key)!r} there, {value!r} here"
+                           for key, value in settings.items() if results["settings"].get(key) != value)
+        parser.error(f"{path} holds results of other settings ({differ}). Run with that file's settings, "
+                     f"or write these results elsewhere with --json NEW.json (and --work DIR for fresh checkpoints)")
+    if results.get("settings") != settings:
+        results = {"benchmark": "quality", "settings": settings, "recipes": {}}
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.report is not None:
         print(markdown_report(read_json(args.report)))
         return 0
     if args.compare is not None:
-        mine = read_json(args.compare)
-        if mine is None:
-            parser.error(f"--compare {args.compare}: no such results file; run the benchmark with --json {args.compare} first")
-        if mine.get("benchmark") != "quality":
-            parser.error(f"--compare {args.compare}: not a results file of benchmarks.quality "
-                         f"(it has no \"benchmark\": \"quality\"); pass the file that --json wrote")
-        published_path = RESULTS / f"quality-{mine['settings']['dataset']}.json"
-        published = read_json(published_path)
-        if published is None:
-            parser.error(f"--compare: no published results at {published_path} to compare with")
-        print(f"{args.compare} against {published_path}:")
-        print(compare_report(published, mine))
+        print_comparison(args.compare, parser)
         return 0
 
     for name in args.recipes:
@@ -285,16 +308,7 @@ def main(argv: list[str] | None = None) -> int:
                 "fd_samples": args.fd_samples, "iwae_k": args.iwae_k, "iwae_images": args.iwae_images,
                 "classifier_epochs": args.classifier_epochs, "shortened": shortened}
 
-    results = read_json(path) or {}
-    has_scores = bool(results.get("recipes")) or any(results.get("milestones", {}).values())
-    if has_scores and results.get("settings") != settings:
-        # Never overwrite scored results with a run that cannot be compared with them.
-        differ = ", ".join(f"{key} {results['settings'].get(key)!r} there, {value!r} here"
-                           for key, value in settings.items() if results["settings"].get(key) != value)
-        parser.error(f"{path} holds results of other settings ({differ}). Run with that file's settings, "
-                     f"or write these results elsewhere with --json NEW.json (and --work DIR for fresh checkpoints)")
-    if results.get("settings") != settings:
-        results = {"benchmark": "quality", "settings": settings, "recipes": {}}
+    results = open_results(path, settings, parser)
 
     train = data.load_tensors(args.dataset, "train", subset=args.subset)
     test = data.load_tensors(args.dataset, "test", subset=args.subset)

@@ -384,7 +384,7 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipe", nargs="+", default=["matlab-2022"],
@@ -406,6 +406,11 @@ def main(argv: list[str] | None = None) -> int:
                              "runs are merged into it by recipe and variants")
     parser.add_argument("--report", type=Path, default=None, metavar="JSON",
                         help="print markdown tables of a results file and exit")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
 
     if args.report is not None:

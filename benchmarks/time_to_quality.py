@@ -243,7 +243,7 @@ def iwae_at_target(model, test_x: torch.Tensor, images: int, k: int, seed: int) 
             "test_images": "first N, thresholded at 0.5"}
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.time_to_quality",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
@@ -267,6 +267,11 @@ def main(argv: list[str] | None = None) -> int:
                              "time-to-quality-mnist-<hardware>.json on another device")
     parser.add_argument("--samples", type=Path, default=None, metavar="PNG",
                         help="64 samples of each model at the target (default: beside --json)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
