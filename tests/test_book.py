@@ -157,9 +157,9 @@ def test_notebooks_are_committed_with_outputs_of_real_runs(notebook):
     assert "QUICK MODE" not in text, f"{notebook} was committed with VAE_COURSE_QUICK outputs"
 
 
-# Pages that still use a shortened recipe model: they need the matlab-2019 recipe's 50-epoch
-# model, which is not shipped yet (strict: once it passes, the entry must go).
-NOT_YET_ON_MNIST: dict = {}  # page -> why it is not yet on MNIST at full length (a strict xfail)
+# Pages that still use a shortened recipe model, with why: a strict xfail, so once a page
+# passes its entry must go. None today.
+NOT_YET_ON_MNIST: dict = {}  # page -> why it is not yet on MNIST at full length
 
 
 def _mnist_params() -> list:
@@ -564,8 +564,19 @@ def _pages() -> list[str]:
     return _pages_in_toc()
 
 
-def _chapter_notebooks() -> list[str]:
-    return [nb for nb in toc_notebooks() if nb.startswith("notebooks/")]
+HIDDEN_INPUT = {"hide-input", "remove-input", "remove-cell"}
+
+
+def _shown_code(nb: dict) -> list[tuple[int, str]]:
+    """(index, source) of the code cells a reader sees without opening a toggle."""
+    return [(i, "".join(c["source"])) for i, c in enumerate(nb["cells"])
+            if c["cell_type"] == "code" and not HIDDEN_INPUT & set(c["metadata"].get("tags", []))]
+
+
+def _notebooks_showing_code() -> list[str]:
+    """The chapters and every other page that shows its code (the results pages may)."""
+    return [nb for nb in toc_notebooks()
+            if _shown_code(json.loads((REPO / f"{nb}.ipynb").read_text(encoding="utf-8")))]
 
 
 @pytest.mark.parametrize("page", _pages())
@@ -616,7 +627,7 @@ def test_figures_are_shown_at_a_readable_scale(browser, page):
                        f"labels unreadable (make them narrower): {small}")
 
 
-@pytest.mark.parametrize("notebook", _chapter_notebooks())
+@pytest.mark.parametrize("notebook", _notebooks_showing_code())
 def test_code_cells_do_not_scroll(browser, notebook):
     r = browser(f"{notebook}.html")
     inputs = [a for t, a in r.tags if t == "pre" and "data-probe-scroll" in a]
@@ -628,11 +639,11 @@ def test_code_cells_do_not_scroll(browser, notebook):
                            f"sideways (scrollWidth/clientWidth px: {scrolling[:5]})")
 
 
-@pytest.mark.parametrize("notebook", _chapter_notebooks())
+@pytest.mark.parametrize("notebook", _notebooks_showing_code())
 def test_code_lines_fit_the_page(notebook):
     nb = json.loads((REPO / f"{notebook}.ipynb").read_text(encoding="utf-8"))
-    long = [(i, len(line)) for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code"
-            for line in "".join(c["source"]).splitlines() if len(line) > MAX_CODE_LINE]
+    long = [(i, len(line)) for i, source in _shown_code(nb)
+            for line in source.splitlines() if len(line) > MAX_CODE_LINE]
     assert not long, (f"{notebook}: {len(long)} code lines longer than {MAX_CODE_LINE} "
                       f"characters (cell, length): {long[:8]}")
 
