@@ -163,6 +163,13 @@ def test_the_readme_lists_exactly_the_shipped_models():
         assert epochs == entry["epochs"], key
         assert loss == f"{entry['final']['test_loss']:.{decimals}f}", key
         assert minutes == round(entry["train_seconds"] / 60), key
+    # and the total training time per dataset, which says what a regeneration costs
+    totals = re.findall(r"[Tt]he (MNIST|Fashion-MNIST) five took ([\d.]+) hours", readme)
+    assert sorted(name for name, _ in totals) == ["Fashion-MNIST", "MNIST"]
+    for name, hours in totals:
+        seconds = sum(entry["train_seconds"] for entry in models.values()
+                      if entry["dataset"] == name.lower())
+        assert hours == f"{seconds / 3600:.1f}", name
 
 
 def test_every_shipped_loss_curve_reads_back_and_ends_at_the_recorded_last_batch():
