@@ -27,6 +27,12 @@ def warmup_beta(step: int, beta: float, warmup_steps: int) -> float:
     return beta * min(1.0, step / warmup_steps)
 
 
+def check_lr_schedule(schedule: str) -> None:
+    """Refuse a learning-rate schedule that is not one of LR_SCHEDULES, naming the choices."""
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}; got {schedule!r}")
+
+
 def make_lr_scheduler(optimizer: torch.optim.Optimizer, schedule: str, total_steps: int,
                       start_step: int = 0) -> torch.optim.lr_scheduler.LRScheduler | None:
     """The learning-rate schedule of a run, positioned at ``start_step`` (None: constant lr).
@@ -39,8 +45,7 @@ def make_lr_scheduler(optimizer: torch.optim.Optimizer, schedule: str, total_ste
     (``cycle_momentum=False``).  The lr of a step depends only on its index, so a resumed run
     jumps to ``start_step`` and continues exactly.  A run of fewer than 4 steps keeps ``lr``.
     """
-    if schedule not in LR_SCHEDULES:
-        raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}; got {schedule!r}")
+    check_lr_schedule(schedule)
     if schedule == "constant" or total_steps < 4:  # a smoke test of 1-3 steps: no cycle to run
         return None
     scheduler = torch.optim.lr_scheduler.OneCycleLR(

@@ -47,7 +47,7 @@ from .history import History, RunRecorder, check_callbacks
 from .losses import check_free_bits, elbo_terms
 from .resume import start_or_resume
 from .rng import get_rng_state, seed_everything
-from .schedules import LR_SCHEDULES, make_lr_scheduler, warmup_beta
+from .schedules import check_lr_schedule, make_lr_scheduler, warmup_beta
 
 SYNC_EVERY = 50  # on a GPU, read losses back (one sync) every this many steps
 
@@ -183,8 +183,7 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, train_y: torch.Tensor | None
     use_bf16 = _check_fit_arguments(model, train_x, train_y, test_x, test_y, epochs, device, bf16,
                                     torch_compile, resume, checkpoint)
     _check_remedies(kl_warmup_epochs, kl_warmup_steps, free_bits)
-    if lr_schedule not in LR_SCHEDULES:
-        raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}; got {lr_schedule!r}")
+    check_lr_schedule(lr_schedule)
     if channels_last is None:
         channels_last = device.type == "cpu" and has_convolutions(model)
     full_config = _run_config(model, config, epochs=epochs, batch_size=int(batch_size), lr=float(lr),
