@@ -39,7 +39,7 @@ if __package__ in (None, ""):  # run as a script: python benchmarks/iwae_anchor.
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import RESULTS, hardware, read_json, write_json
 from vae_course import data
-from vae_course.checkpoints import load_model
+from vae_course.checkpoints import load_checkpoint, load_model
 from vae_course.data import _derived_seed, binarized
 from vae_course.datasets import DATASETS, cache_dir, split_files
 from vae_course.devices import describe_hardware, pick_device
@@ -266,14 +266,45 @@ def train(model_name: str, *, dataset: str, epochs: int, work: Path, seed: int, 
             f"scored at epoch {len(history.epochs)} of {target} (--score-only)"
         return model, history, target, stopped
     callbacks = [StopAfter(train_minutes)] if train_minutes is not None else []
+    first = len(_trained_epochs(folder)) + 1
     try:
         model, history = train_recipe(spec["recipe"], dataset=dataset, epochs=epochs, subset=train_subset,
                                       device=device, out=folder, resume=True, progress=progress,
                                       callbacks=callbacks, seed=seed, **spec["overrides"])
-        return model, history, epochs, None
+        stopped = None
     except TimeBudgetSpent as stop:
         model, ckpt = load_model(folder / "checkpoint.pt", device=device)
-        return model, History.from_dict(ckpt["history"]), epochs, str(stop)
+        history, stopped = History.from_dict(ckpt["history"]), str(stop)
+    if len(history.epochs) >= first:
+        _record_training_call(folder, first, len(history.epochs))
+    return model, history, epochs, stopped
+
+
+TRAINING_CALLS = "training-calls.json"  # beside the checkpoint: which call trained which epochs, where
+
+
+def _trained_epochs(folder: Path) -> list:
+    """The epochs the checkpoint in ``folder`` holds (none before the first call)."""
+    path = folder / "checkpoint.pt"
+    return load_checkpoint(path)["history"]["epochs"] if path.exists() else []
+
+
+def _record_training_call(folder: Path, first: int, last: int) -> None:
+    """Note that this call trained epochs ``first``..``last`` on this machine, at this thread
+    count: a later ``--score-only`` or rescoring call may run elsewhere."""
+    calls = read_json(folder / TRAINING_CALLS) or []
+    calls.append({"epochs": [first, last], "hardware": describe_hardware()})
+    write_json(folder / TRAINING_CALLS, calls)
+
+
+def training_hardware(folder: Path) -> str:
+    """Where the checkpoint's epochs were trained, from the record of training calls."""
+    calls = read_json(folder / TRAINING_CALLS) or []
+    if not calls:
+        return "not recorded"
+    if len({c["hardware"] for c in calls}) == 1:
+        return calls[0]["hardware"]
+    return "; ".join(f"epochs {c['epochs'][0]}-{c['epochs'][1]} on {c['hardware']}" for c in calls)
 
 
 def measure(model_name: str, *, dataset: str = "mnist", epochs: int, k: int, images: int, work: Path,
@@ -314,7 +345,8 @@ def measure(model_name: str, *, dataset: str = "mnist", epochs: int, k: int, ima
                      "batch_size": recipe.batch_size, "lr": recipe.lr, "optimizer": "Adam (constant lr)",
                      "binarize": spec["overrides"].get("binarize", recipe.binarize),
                      "likelihood": "Bernoulli", "train_images": train_images, "seed": seed,
-                     "wall_seconds": round(sum(e["seconds"] for e in history.epochs), 1)},
+                     "wall_seconds": round(sum(e["seconds"] for e in history.epochs), 1),
+                     "hardware": training_hardware(work / model_name)},
         "iwae": {"k": k, **nll_summary(log_px), "test_images": test_size,
                  "subset": "whole test set" if images == test_size else
                            f"fixed random subset (torch.randperm, seed {SUBSET_SEED})",

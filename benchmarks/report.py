@@ -197,7 +197,8 @@ def iwae_anchor_table(results: dict[str, Any]) -> str:
         minutes = training["wall_seconds"] / 60
         images = (f"{iwae['images']}" if iwae["images"] == iwae["test_images"]
                   else f"{iwae['images']} of {iwae['test_images']}")
-        lines.append(f"| {_cell(entry['model'])} | {epochs}, {minutes:.0f} min on {_cell(entry['hardware'])} | "
+        where = training.get("hardware", entry["hardware"])  # older files: scored where trained
+        lines.append(f"| {_cell(entry['model'])} | {epochs}, {minutes:.0f} min on {_cell(where)} | "
                      f"{iwae['k']} | {images} | {iwae['mean']:.2f} ± {iwae['standard_error']:.2f} | "
                      f"{_elbo_cells(entry['elbo_k1'])} | {refs} | "
                      f"{_cell('; '.join(entry['protocol_differences']))} |")

@@ -66,6 +66,21 @@ def test_a_tiny_run_writes_a_well_formed_result_and_reuses_its_estimates(tmp_pat
     np.testing.assert_array_equal(np.load(work / "mlp" / "iwae-e1-k4-seed0.npy")[:50], stored)
     assert "| MLP 784-200-200-50" in iwae_anchor_table(json.loads(out.read_text()))
 
+    # The training column says where the epochs were trained, not where they were scored.
+    trained_on = entry["training"]["hardware"]
+    assert trained_on.endswith(", 1 torch threads") and entry["hardware"] == trained_on
+    assert main(args + ["--score-only", "--images", "50", "--threads", "2"]) == 0
+    rescored = json.loads(out.read_text())["models"]["mlp"]
+    assert rescored["hardware"].endswith(", 2 torch threads")
+    assert rescored["training"]["hardware"] == trained_on
+    assert f"1 epoch, 0 min on {trained_on} |" in iwae_anchor_table(json.loads(out.read_text()))
+    # A resumed run trained elsewhere names each call's epochs.
+    assert main(args + ["--epochs", "2", "--images", "50", "--threads", "2"]) == 0
+    resumed = json.loads(out.read_text())["models"]["mlp"]["training"]
+    assert resumed["epochs"] == 2
+    assert resumed["hardware"] == (f"epochs 1-1 on {trained_on}; epochs 2-2 on "
+                                   f"{trained_on.replace(', 1 torch threads', ', 2 torch threads')}")
+
 
 def test_test_images_are_one_fixed_binarization_and_nested_subsets(mnist):
     small, index_small = binary_test_images("mnist", 30)
