@@ -1,7 +1,7 @@
 """An outside anchor: the importance-weighted test NLL on dynamically binarized MNIST, next to papers.
 
     python -m benchmarks.iwae_anchor --model mlp --epochs 100 --k 5000 --images 10000
-    python -m benchmarks.iwae_anchor --model course-dynamic --epochs 30 --k 1000 --images 500
+    python -m benchmarks.iwae_anchor --model course-dynamic --epochs 30 --k 5000 --images 2000
     python -m benchmarks.iwae_anchor --model mlp --epochs 100 --train-minutes 50     # stop early
     python -m benchmarks.iwae_anchor --model mlp --score-only --k 5000 --images 1000  # no training
     python -m benchmarks.iwae_anchor --report benchmarks/results/iwae-anchor-mnist.json
