@@ -52,6 +52,7 @@ from vae_course.train import train_recipe
 
 SUBSET_SEED = 2016  # the fixed random order of test images a subset is taken from
 CHUNK = 25          # images per saved piece of the IWAE evaluation
+TRAINING_CALLS = "training-calls.json"  # beside a checkpoint: which call trained which epochs, where
 
 # The 784-200-200-50 MLP of Burda et al.'s one-stochastic-layer model, in vae_course's terms.
 MLP_RECIPE = Recipe(
@@ -278,9 +279,6 @@ def train(model_name: str, *, dataset: str, epochs: int, work: Path, seed: int, 
     if len(history.epochs) >= first:
         _record_training_call(folder, first, len(history.epochs))
     return model, history, epochs, stopped
-
-
-TRAINING_CALLS = "training-calls.json"  # beside the checkpoint: which call trained which epochs, where
 
 
 def _trained_epochs(folder: Path) -> list:
