@@ -26,6 +26,15 @@ def mnist(mnist_dir, monkeypatch):
     return mnist_dir
 
 
+@pytest.fixture(autouse=True)
+def keep_torch_threads():
+    """main(--threads N) sets the process's torch threads, as a CLI should; the tests after
+    these, in the same pytest worker, must still run at the count the run asked for."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
 def test_a_tiny_run_writes_a_well_formed_result_and_reuses_its_estimates(tmp_path, mnist, capsys):
     out, work = tmp_path / "anchor.json", tmp_path / "work"
     args = ["--model", "mlp", "--k", "4", "--train-subset", "256", "--work", str(work),
