@@ -335,8 +335,13 @@ def _conv_model(seed: int = 0):
     return build_model("matlab-2022", latent_dim=4)
 
 
-def test_channels_last_trains_the_same_model_and_hands_it_back_in_the_usual_layout():
-    x, test_x = _synthetic(96), _synthetic(32, seed=1)
+def test_channels_last_trains_the_same_model_and_hands_it_back_in_the_usual_layout(fashion_dir):
+    # Real images, not uniform noise: on noise the two float32 paths part after a few steps
+    # under some kernels (a full Adam step apart after 6 steps at one thread with oneDNN capped
+    # at AVX2, or ATen's default kernels, on an Intel Xeon), although every step's gradients
+    # agree to 1e-5 of their largest; on these 96 images they stay within 1e-5.
+    train_x, test_x = _fashion(fashion_dir)
+    x, test_x = train_x[:96], test_x[:32]
     plain, fast = _conv_model(), _conv_model()
     history_plain = _run(plain, x, test_x=test_x, reconstruction="half-sse", channels_last=False)
     history_fast = _run(fast, x, test_x=test_x, reconstruction="half-sse", channels_last=True)
