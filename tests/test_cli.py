@@ -53,6 +53,53 @@ def test_train_writes_checkpoint_and_shows_progress(trained_checkpoint):
     assert "test_loss" in result.stdout
 
 
+def test_train_prints_each_epoch_and_says_why_nothing_is_set_beside_a_subset_run(trained_checkpoint):
+    _, result = trained_checkpoint
+    assert "losses per image after each epoch (pytorch-mlp on fashion-mnist" in result.stdout
+    assert "not set beside the shipped run: --subset made this run a different experiment" in result.stdout
+    row = next(line for line in result.stdout.splitlines() if line.split()[:1] == ["1"])
+    assert len(row.split()) == 3  # epoch, train loss, test loss: no comparison columns
+
+
+def test_epoch_table_sets_a_full_run_beside_the_source_and_the_shipped_run():
+    from vae_course.cli_commands import epoch_table
+    from vae_course.pretrained_models import shipped_history
+    from vae_course.recipes import get_recipe
+
+    recipe = get_recipe("matlab-2019")
+    ours = [{"epoch": n, "train_loss": 40.0 - n, "test_loss": 30.0 - n} for n in (1, 2, 3)]
+    table = epoch_table(recipe, "mnist", ours, changed=[]).splitlines()
+    assert table[3].split() == ["epoch", "train", "loss", "test", "loss", "source", "printed",
+                                "shipped", "run"]
+    printed = recipe.reported_numbers["test_loss_per_epoch"]
+    shipped = [e["test_loss"] for e in shipped_history("matlab-2019", "mnist").epochs]
+    for n, line in enumerate(table[4:], start=1):
+        assert [float(v) for v in line.split()] == pytest.approx(
+            [n, 40.0 - n, 30.0 - n, printed[n - 1], shipped[n - 1]], abs=5e-5)
+    # the source trained on MNIST: on Fashion-MNIST only the shipped run is set beside ours
+    fashion = epoch_table(recipe, "fashion-mnist", ours, changed=[])
+    assert "source printed" not in fashion and "shipped run" in fashion
+    # a changed experiment is set beside nothing, and the reason is given
+    warmup = epoch_table(recipe, "mnist", ours, changed=["--kl-warmup-epochs"])
+    assert "--kl-warmup-epochs made this run a different experiment" in warmup
+    assert len(warmup.splitlines()[-1].split()) == 3
+
+
+def test_readme_quotes_the_first_r2019b_epochs_as_the_source_and_the_shipped_run_have_them():
+    import re
+
+    from vae_course.pretrained_models import shipped_history
+    from vae_course.recipes import get_recipe
+
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    quoted = re.search(r"the source printed ([\d., ]+); the shipped run ([\d., ]+)\)", readme)
+    assert quoted, "README.md no longer quotes R2019b's first epochs next to `vae-course train`"
+    printed, shipped = ([float(v) for v in group.split(", ")] for group in quoted.groups())
+    assert printed == list(get_recipe("matlab-2019").reported_numbers["test_loss_per_epoch"][:3])
+    history = shipped_history("matlab-2019", "mnist").epochs
+    assert shipped == [round(e["test_loss"], 4) for e in history[:3]]
+
+
 def test_train_refuses_to_overwrite_and_resumes(trained_checkpoint, tmp_path):
     checkpoint, _ = trained_checkpoint
     again = run_cli("train", "--recipe", "pytorch-mlp", "--epochs", "1", "--subset", "512",

@@ -66,11 +66,53 @@ def cmd_train(args: argparse.Namespace) -> int:
                                       **({"lr_schedule": args.lr_schedule} if args.lr_schedule else {}))
     except KeyboardInterrupt:  # fit has already said which epoch is saved and how to resume
         return EXIT_INTERRUPTED
+    changed = [flag for flag, on in (("--subset", args.subset is not None),
+                                     ("--kl-warmup-epochs", args.kl_warmup_epochs > 0),
+                                     ("--free-bits", args.free_bits > 0),
+                                     ("--lr-schedule", args.lr_schedule not in (None, recipe.lr_schedule)))
+               if on]
+    print(epoch_table(recipe, dataset, history.epochs, changed))
     last = history.epochs[-1] if history.epochs else {}
     summary = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if isinstance(v, float))
     print(f"done: {summary}")
     print(f"checkpoint: {checkpoint}")
     return 0
+
+
+def epoch_table(recipe, dataset: str, epochs: list[dict], changed: list[str]) -> str:
+    """The run's losses after every epoch beside what they can be checked against: the numbers
+    the source printed after each epoch (MATLAB R2019b does, on MNIST) and the book's shipped
+    run of the same recipe and dataset (seed 0, ``vae_course/weights/manifest.json``). Those
+    columns are left out, with the reason, when ``changed`` names options that make the run
+    a different experiment (``--subset``, a warm-up, ...)."""
+    from .pretrained_models import manifest
+
+    columns, legend = {}, []
+    source = recipe.reported_numbers.get("test_loss_per_epoch")
+    if source and dataset == "mnist":
+        columns["source printed"] = source
+        legend.append(f"source printed: what the {recipe.source} printed after each epoch")
+    shipped = manifest()["models"].get(f"{recipe.name}/{dataset}")
+    if shipped:
+        columns["shipped run"] = [e["test_loss"] for e in shipped["history"]]
+        legend.append("shipped run: the book's run (seed 0) whose weights ship with vae_course")
+    lines = [f"losses per image after each epoch ({recipe.name} on {dataset}, the recipe's units)"]
+    if changed and columns:
+        lines.append(f"  not set beside the {' and the '.join(columns)}: "
+                     f"{', '.join(changed)} made this run a different experiment")
+        columns, legend = {}, []
+    lines += [f"  {line}" for line in legend]
+    lines.append(f"{'epoch':>5}" + "".join(f"{h:>16}" for h in ["train loss", "test loss", *columns]))
+    for record in epochs:
+        n = record["epoch"]
+        row = [f"{n:>5}", _cell(record["train_loss"]), _cell(record.get("test_loss"))]
+        row += [_cell(values[n - 1] if n <= len(values) else None) for values in columns.values()]
+        lines.append("".join(row))
+    return "\n".join(lines)
+
+
+def _cell(value) -> str:
+    return f"{value:>16.4f}" if value is not None else f"{'-':>16}"
 
 
 def _checkpoint_dataset(ckpt: dict, override: str | None) -> str:
