@@ -2,6 +2,12 @@
 
     python -m benchmarks.quality                                  # full length (hours on a CPU)
     python -m benchmarks.quality --epochs 1 --subset 2000 --iwae-images 16   # smoke test, minutes
+    python -m benchmarks.quality --dataset mnist --shipped        # score the shipped weights
+
+``--shipped`` scores the weights the package ships (``vae_course.pretrained``) instead of
+training the full-length runs again: they are exactly those runs (seed 0, all the data, the
+recipe's epochs), trained where their manifest entry says. Only the course recipe's
+milestones (below) are trained.
 
 Resumable: each recipe trains into ``<work>/<recipe>/checkpoint.pt`` (``train_recipe(out=...,
 resume=True)``) and its scores go into the JSON file as soon as they exist, so running the
@@ -208,6 +214,15 @@ def score(name: str, model, history, test: tuple[torch.Tensor, torch.Tensor], ne
 
 # --------------------------------------------------------------------------- the whole benchmark
 
+def shipped_run(name: str, dataset: str, device: torch.device):
+    """``(model, history, manifest entry)`` of the shipped full-length run of ``name``."""
+    from vae_course.pretrained_models import manifest, pretrained, shipped_history
+    entry = manifest()["models"].get(f"{name}/{dataset}")
+    if entry is None:
+        return None
+    return pretrained(name, dataset, device=device), shipped_history(name, dataset), entry
+
+
 def saved_epochs(folder: Path) -> int:
     """Epochs completed in ``folder/checkpoint.pt`` (0 when there is none)."""
     path = folder / "checkpoint.pt"
@@ -221,7 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), metavar="NAME",
                         help=f"recipes to train and score (default: {' '.join(RECIPES)})")
-    parser.add_argument("--dataset", default="fashion-mnist", choices=sorted(DATASETS))
+    parser.add_argument("--dataset", default=None, choices=sorted(DATASETS),
+                        help="dataset (default: $VAE_COURSE_DATASET, else mnist)")
     parser.add_argument("--epochs", type=int, default=None, help="override every recipe's epoch count")
     parser.add_argument("--subset", type=int, default=None, metavar="N",
                         help="first N train and N test images only (a smoke test)")
@@ -243,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--milestones", nargs="*", type=int, default=[1, 3, 10], metavar="EPOCHS",
                         help="also score the course recipe after these many epochs, to compare it with "
                              "each source at an equal or smaller training budget (default 1 3 10)")
+    parser.add_argument("--shipped", action="store_true",
+                        help="score the package's shipped weights of each recipe's full-length run "
+                             "instead of training it (seed 0, all the data); milestones still train")
     parser.add_argument("--force", action="store_true", help="score again recipes the JSON already has")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--report", type=Path, default=None, metavar="JSON",
@@ -292,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
         print_comparison(args.compare, parser)
         return 0
 
+    from vae_course.datasets import dataset_name
+    args.dataset = dataset_name(args.dataset)
     for name in args.recipes:
         get_recipe(name)
     if args.iwae_images > 0 and args.iwae_k < 1000:
@@ -301,12 +322,22 @@ def main(argv: list[str] | None = None) -> int:
     progress = not args.no_progress
     device = pick_device(args.device)
     shortened = args.epochs is not None or args.subset is not None
+    if args.shipped and (shortened or args.seed != 0):
+        parser.error("--shipped scores the shipped full-length runs (seed 0, all the data): "
+                     "leave out --epochs, --subset and --seed")
+    if args.shipped:
+        from vae_course.pretrained_models import available
+        missing = [n for n in args.recipes if f"{n}/{args.dataset}" not in available()]
+        if missing:
+            parser.error(f"--shipped: no shipped weights of {', '.join(missing)} on {args.dataset} "
+                         f"(shipped: {', '.join(available())}); train them without --shipped")
     cache = cache_dir() / "benchmarks"
     work = args.work or cache / f"quality-{args.dataset}-{'all' if args.subset is None else f'n{args.subset}'}-seed{args.seed}"
     path = args.json or (work if shortened else RESULTS) / f"quality-{args.dataset}.json"
     settings = {"dataset": args.dataset, "epochs": args.epochs, "subset": args.subset, "seed": args.seed,
                 "fd_samples": args.fd_samples, "iwae_k": args.iwae_k, "iwae_images": args.iwae_images,
-                "classifier_epochs": args.classifier_epochs, "shortened": shortened}
+                "classifier_epochs": args.classifier_epochs, "shortened": shortened,
+                **({"shipped": True} if args.shipped else {})}
 
     results = open_results(path, settings, parser)
 
@@ -343,13 +374,21 @@ def main(argv: list[str] | None = None) -> int:
             folder = work / name
             if saved_epochs(folder) > epochs:
                 folder = work / f"{name}-until-epoch-{epochs}"
-            scored[str(epochs)] = train_and_score(name, epochs, folder)
+            scored[str(epochs)] = {**train_and_score(name, epochs, folder), "hardware": hardware(device)}
             write_json(path, results)
         done = results["recipes"].get(name)
         if done and done.get("epochs") == target_epochs and not args.force:
             continue
-        result = train_and_score(name, target_epochs, work / name)
-        result["hardware"] = hardware(device)
+        if args.shipped:
+            model, history, entry = shipped_run(name, args.dataset, device)
+            result = score(name, model, history, test, net, real_features, iwae_k=args.iwae_k,
+                           iwae_images=args.iwae_images, seed=args.seed, progress=progress,
+                           train_images=len(train[0]))
+            result["trained"] = {"weights": f"vae_course/weights/{entry['file']}",
+                                 "hardware": entry["hardware"], "torch": entry["torch"]}
+        else:
+            result = train_and_score(name, target_epochs, work / name)
+        result["hardware"] = hardware(device)  # where it was scored (and trained, unless "trained" says)
         results["recipes"][name] = result
         write_json(path, results)
     bar.close()
@@ -403,7 +442,14 @@ def markdown_report(results: dict[str, Any]) -> str:
     settings, net = results["settings"], results.get("feature_net", {})
     floor = net.get("frechet_distance_train_vs_test", math.nan)
     lines = [f"Dataset {settings['dataset']}; feature classifier test accuracy {net.get('test_accuracy')}; "
-             f"Fréchet distance of real training vs real test images {floor:.2f}.", "",
+             f"Fréchet distance of real training vs real test images {floor:.2f}."]
+    trained = {r["trained"]["hardware"] for r in results.get("recipes", {}).values() if "trained" in r}
+    if trained:
+        scorers = "; ".join(sorted({r["hardware"]["cpu"] for r in results.get("recipes", {}).values()}))
+        lines[0] += (f" Full-length rows: the package's shipped weights, trained on {'; '.join(sorted(trained))} "
+                     f"and scored on {scorers}; the course's shorter runs were trained and scored on "
+                     f"{scorers}.")
+    lines += ["",
              "| recipe | epochs | own test loss (its source's units) | reconstruction MSE | "
              "Fréchet distance | IWAE NLL (nats) | training time |",
              "|---|---:|---|---:|---:|---:|---:|"]

@@ -271,6 +271,28 @@ def test_quality_refuses_to_overwrite_results_of_other_settings(tmp_path, capsys
     assert path.read_text() == before
 
 
+def test_quality_shipped_scores_only_the_shipped_full_length_runs(tmp_path, capsys):
+    from benchmarks.quality import main, markdown_report
+    for shortened in (["--subset", "64"], ["--epochs", "1"], ["--seed", "1"]):
+        with pytest.raises(SystemExit) as stop:
+            main(["--shipped", *shortened, "--json", str(tmp_path / "q.json"), "--no-progress"])
+        assert stop.value.code == 2
+        assert "leave out --epochs, --subset and --seed" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--shipped", "--recipes", "course-fast", "--dataset", "mnist", "--json", str(tmp_path / "q.json")])
+    assert "no shipped weights of course-fast on mnist" in capsys.readouterr().err
+    assert not (tmp_path / "q.json").exists()
+    # the table says where the shipped rows were trained and where they were scored
+    results = {"settings": {"dataset": "mnist"}, "feature_net": {"test_accuracy": 0.99,
+                                                                "frechet_distance_train_vs_test": 0.1},
+               **_quality()}
+    for r in results["recipes"].values():
+        r["trained"] = {"hardware": "CPU A, 2 cores, 1 torch threads"}
+        r["hardware"] = {"cpu": "CPU B"}
+    first = markdown_report(results).splitlines()[0]
+    assert "shipped weights, trained on CPU A, 2 cores, 1 torch threads and scored on CPU B" in first
+
+
 def test_quality_compare_names_a_file_that_is_not_a_quality_result(tmp_path, capsys):
     from benchmarks.quality import main
     speed = tmp_path / "speed.json"
