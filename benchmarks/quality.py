@@ -462,7 +462,7 @@ def markdown_report(results: dict[str, Any]) -> str:
         iwae = r.get("iwae_nll_nats")
         iwae_text = f"{iwae['value']:.1f} (k={iwae['k']})" if iwae else "–"
         own = r["own_metric"]
-        lines.append(f"| {name} | {r['epochs']} | {own['test_loss']:.4g} | "
+        lines.append(f"| {name} | {r['epochs']} | {own['test_loss']:#.4g} | "
                      f"{r['reconstruction_mse']['mean']:.4f} | {r['frechet_distance']['value']:.2f} | "
                      f"{iwae_text} | {r['train_seconds'] / 60:.0f} min |")
     return "\n".join(lines)
