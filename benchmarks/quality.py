@@ -215,12 +215,11 @@ def score(name: str, model, history, test: tuple[torch.Tensor, torch.Tensor], ne
 # --------------------------------------------------------------------------- the whole benchmark
 
 def shipped_run(name: str, dataset: str, device: torch.device):
-    """``(model, history, manifest entry)`` of the shipped full-length run of ``name``."""
-    from vae_course.pretrained_models import manifest, pretrained, shipped_history
-    entry = manifest()["models"].get(f"{name}/{dataset}")
-    if entry is None:
-        return None
-    return pretrained(name, dataset, device=device), shipped_history(name, dataset), entry
+    """``(model, history, manifest entry)`` of the shipped full-length run of ``name``: one read
+    of the manifest, each file still checked against its SHA-256."""
+    from vae_course.pretrained_models import history_from, manifest, model_from
+    entry = manifest()["models"][f"{name}/{dataset}"]  # main() checked that it ships
+    return model_from(entry, device=device), history_from(entry), entry
 
 
 def saved_epochs(folder: Path) -> int:
@@ -351,14 +350,17 @@ def main(argv: list[str] | None = None) -> int:
         net.embed(train[0][:n_fd]), real_features)
     results["feature_net"] = net_info
 
+    def score_here(name: str, model, history) -> dict[str, Any]:
+        return score(name, model, history, test, net, real_features, iwae_k=args.iwae_k,
+                     iwae_images=args.iwae_images, seed=args.seed, progress=progress,
+                     train_images=len(train[0]))
+
     def train_and_score(name: str, epochs: int, folder: Path) -> dict[str, Any]:
         """Train (or resume) ``name`` up to ``epochs`` in ``folder``, then score it."""
         model, history = train_recipe(name, dataset=args.dataset, epochs=epochs, subset=args.subset,
                                       device=device, out=folder, resume=True, progress=progress,
                                       seed=args.seed)
-        return score(name, model, history, test, net, real_features, iwae_k=args.iwae_k,
-                     iwae_images=args.iwae_images, seed=args.seed, progress=progress,
-                     train_images=len(train[0]))
+        return score_here(name, model, history)
 
     bar = tqdm(args.recipes, desc="recipes", unit="recipe", disable=not progress)
     for name in bar:
@@ -381,9 +383,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         if args.shipped:
             model, history, entry = shipped_run(name, args.dataset, device)
-            result = score(name, model, history, test, net, real_features, iwae_k=args.iwae_k,
-                           iwae_images=args.iwae_images, seed=args.seed, progress=progress,
-                           train_images=len(train[0]))
+            result = score_here(name, model, history)
             result["trained"] = {"weights": f"vae_course/weights/{entry['file']}",
                                  "hardware": entry["hardware"], "torch": entry["torch"]}
         else:
